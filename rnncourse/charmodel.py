@@ -1,0 +1,88 @@
+"""A character-level language model: one-hot characters -> vanilla RNN -> dense -> softmax.
+
+Built only from the package's forward/backward pairs; its parameters are a flat dict whose
+names say which Keras weight each one is (`rnn/kernel` is SimpleRNN's kernel, and so on).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .layers import dense_backward, dense_forward, one_hot
+from .losses import softmax, softmax_cross_entropy
+from .rnn import glorot_uniform, init_rnn_params, rnn_backward, rnn_forward
+from .validation import check
+
+
+class CharRNN:
+    def __init__(self, vocab_size: int, hidden_size: int, seed: int = 0, dtype=np.float64):
+        rng = np.random.default_rng(seed)
+        rnn = init_rnn_params(vocab_size, hidden_size, rng, dtype)
+        self.params = {
+            "rnn/kernel": rnn["kernel"],
+            "rnn/recurrent_kernel": rnn["recurrent_kernel"],
+            "rnn/bias": rnn["bias"],
+            "dense/kernel": glorot_uniform(rng, hidden_size, vocab_size, dtype),
+            "dense/bias": np.zeros(vocab_size, dtype=dtype),
+        }
+        self.vocab_size, self.hidden_size, self.dtype = vocab_size, hidden_size, dtype
+
+    def initial_state(self, batch_size: int) -> np.ndarray:
+        return np.zeros((batch_size, self.hidden_size), dtype=self.dtype)
+
+    def _check_ids(self, inputs, targets):
+        for name, ids in (("inputs", inputs), ("targets", targets)):
+            if not isinstance(ids, np.ndarray) or not np.issubdtype(ids.dtype, np.integer) or ids.ndim != 2:
+                raise ValueError(f"{name} must be a (N, T) array of integer character ids, got "
+                                 f"{getattr(ids, 'shape', type(ids).__name__)} {getattr(ids, 'dtype', '')}")
+        if inputs.shape != targets.shape:
+            raise ValueError(f"inputs {inputs.shape} and targets {targets.shape} must have the same (N, T) shape")
+
+    def forward(self, inputs, targets, h0=None):
+        """Loss over a batch of windows; returns (loss, h_last, cache)."""
+        self._check_ids(inputs, targets)
+        p = self.params
+        h0 = self.initial_state(inputs.shape[0]) if h0 is None else h0
+        check("h0", h0, (inputs.shape[0], self.hidden_size), {})
+        x = one_hot(inputs, self.vocab_size, self.dtype)
+        h, rnn_cache = rnn_forward(x, h0, p["rnn/kernel"], p["rnn/recurrent_kernel"], p["rnn/bias"])
+        logits, dense_cache = dense_forward(h, p["dense/kernel"], p["dense/bias"])
+        loss, dlogits = softmax_cross_entropy(logits, targets)
+        return loss, h[:, -1], (rnn_cache, dense_cache, dlogits)
+
+    def loss(self, inputs, targets, h0=None) -> float:
+        return self.forward(inputs, targets, h0)[0]
+
+    def loss_and_grads(self, inputs, targets, h0=None):
+        """Loss, gradients of every parameter (same keys as `params`), and the last hidden state."""
+        loss, h_last, (rnn_cache, dense_cache, dlogits) = self.forward(inputs, targets, h0)
+        dh, dkernel_out, dbias_out = dense_backward(dlogits, dense_cache)
+        _, _, dkernel, drecurrent, dbias = rnn_backward(dh, rnn_cache)
+        grads = {
+            "rnn/kernel": dkernel, "rnn/recurrent_kernel": drecurrent, "rnn/bias": dbias,
+            "dense/kernel": dkernel_out, "dense/bias": dbias_out,
+        }
+        return loss, grads, h_last
+
+    def sample(self, start_ids, length: int, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:
+        """Feed `start_ids`, then draw `length` characters one at a time from softmax(logits / T).
+
+        Temperature below 1 sharpens the distribution (safer, more repetitive text); above 1 it
+        flattens it (more varied, more mistakes); temperature -> 0 is greedy argmax.
+        """
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        p = self.params
+        h = self.initial_state(1)
+        out = []
+        ids = list(start_ids)
+        if not ids:
+            raise ValueError("start_ids must hold at least one character id")
+        for step in range(len(ids) + length - 1):
+            x = one_hot(np.array([[ids[step] if step < len(ids) else out[-1]]]), self.vocab_size, self.dtype)
+            hs, _ = rnn_forward(x, h, p["rnn/kernel"], p["rnn/recurrent_kernel"], p["rnn/bias"])
+            h = hs[:, -1]
+            if step >= len(ids) - 1:
+                probs = softmax((h @ p["dense/kernel"] + p["dense/bias"]) / temperature)[0]
+                out.append(int(rng.choice(self.vocab_size, p=probs / probs.sum())))
+        return np.array(out, dtype=np.int64)

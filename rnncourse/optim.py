@@ -1,0 +1,89 @@
+"""Gradient clipping and three optimizers, all acting on dicts of NumPy arrays in place."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def global_norm(grads: dict) -> float:
+    """sqrt of the sum of squares of every gradient entry, across all parameters."""
+    return float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
+
+
+def clip_by_global_norm(grads: dict, max_norm: float):
+    """Rescale all gradients together so their global norm is at most `max_norm`.
+
+    The direction of the update is kept; only its length shrinks. Returns (clipped, norm
+    before clipping). Non-finite gradients raise, since no rescaling can repair them.
+    """
+    if max_norm <= 0:
+        raise ValueError(f"max_norm must be positive, got {max_norm}")
+    norm = global_norm(grads)
+    if not np.isfinite(norm):
+        raise FloatingPointError(f"gradient norm is {norm}: the gradients hold inf or NaN")
+    scale = min(1.0, max_norm / (norm + 1e-12))
+    return {name: g * scale for name, g in grads.items()}, norm
+
+
+def clip_by_value(grads: dict, limit: float) -> dict:
+    """Clip every entry to [-limit, limit] independently (this changes the direction)."""
+    if limit <= 0:
+        raise ValueError(f"limit must be positive, got {limit}")
+    return {name: np.clip(g, -limit, limit) for name, g in grads.items()}
+
+
+def _check_same_keys(params: dict, grads: dict):
+    if params.keys() != grads.keys():
+        raise ValueError(f"grads have keys {sorted(grads)}, params have {sorted(params)}")
+    for name in params:
+        if params[name].shape != grads[name].shape:
+            raise ValueError(f"grad {name!r} has shape {grads[name].shape}, parameter has {params[name].shape}")
+
+
+class SGD:
+    """Plain stochastic gradient descent, with optional (heavy-ball) momentum."""
+
+    def __init__(self, learning_rate: float = 0.1, momentum: float = 0.0):
+        self.learning_rate, self.momentum, self.velocity = learning_rate, momentum, {}
+
+    def step(self, params: dict, grads: dict) -> None:
+        _check_same_keys(params, grads)
+        for name, g in grads.items():
+            v = self.velocity.get(name, np.zeros_like(g))
+            v = self.momentum * v - self.learning_rate * g
+            self.velocity[name] = v
+            params[name] += v
+
+
+class Adagrad:
+    """Per-parameter step sizes shrinking with the sum of squared past gradients (min-char-rnn's choice)."""
+
+    def __init__(self, learning_rate: float = 0.1, epsilon: float = 1e-8):
+        self.learning_rate, self.epsilon, self.accumulator = learning_rate, epsilon, {}
+
+    def step(self, params: dict, grads: dict) -> None:
+        _check_same_keys(params, grads)
+        for name, g in grads.items():
+            acc = self.accumulator.setdefault(name, np.zeros_like(g))
+            acc += g * g
+            params[name] -= self.learning_rate * g / (np.sqrt(acc) + self.epsilon)
+
+
+class Adam:
+    """Adam (Kingma & Ba, 2015) with bias correction, as in Keras."""
+
+    def __init__(self, learning_rate: float = 1e-3, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
+        self.learning_rate, self.beta_1, self.beta_2, self.epsilon = learning_rate, beta_1, beta_2, epsilon
+        self.m, self.v, self.iterations = {}, {}, 0
+
+    def step(self, params: dict, grads: dict) -> None:
+        _check_same_keys(params, grads)
+        self.iterations += 1
+        t = self.iterations
+        lr = self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+        for name, g in grads.items():
+            m = self.m.setdefault(name, np.zeros_like(g))
+            v = self.v.setdefault(name, np.zeros_like(g))
+            m += (1 - self.beta_1) * (g - m)
+            v += (1 - self.beta_2) * (g * g - v)
+            params[name] -= lr * m / (np.sqrt(v) + self.epsilon)

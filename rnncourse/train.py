@@ -1,0 +1,59 @@
+"""Training and evaluation loops for the character-level model (truncated BPTT, carried state)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .data import stream_batches
+from .optim import clip_by_global_norm
+from .progress import Progress
+
+
+def evaluate(model, ids: np.ndarray, batch_size: int = 16, seq_len: int = 100) -> float:
+    """Mean cross-entropy (nats per character) over a held-out stream, state carried across windows."""
+    h = model.initial_state(batch_size)
+    total, count = 0.0, 0
+    for inputs, targets in stream_batches(ids, batch_size, seq_len):
+        loss, h, _ = model.forward(inputs, targets, h)
+        total += loss * inputs.size
+        count += inputs.size
+    return total / count
+
+
+def train_char_model(model, train_ids, val_ids, optimizer, steps: int, batch_size: int = 32,
+                     seq_len: int = 50, clip_norm: float | None = 5.0, eval_every: int = 250,
+                     eval_chars: int = 20_000, progress_lines: int = 10) -> dict:
+    """Train for `steps` updates; return the history of train and validation losses.
+
+    Windows are taken in order through `batch_size` parallel streams of the text, and the final
+    hidden state of each window starts the next one (its gradient stops there: truncated BPTT).
+    When a pass over the text ends, the next one starts with a zero state.
+    """
+    history = {"step": [], "train_loss": [], "val_step": [], "val_loss": [], "grad_norm": []}
+    progress = Progress(steps, lines=progress_lines)
+    val_ids = val_ids[:eval_chars]
+    batches, h = None, None
+    recent = []
+    for step in range(1, steps + 1):
+        batch = next(batches, None) if batches is not None else None
+        if batch is None:  # start (again) at the top of the text
+            batches = stream_batches(train_ids, batch_size, seq_len)
+            batch, h = next(batches), model.initial_state(batch_size)
+        inputs, targets = batch
+        loss, grads, h = model.loss_and_grads(inputs, targets, h)
+        if clip_norm is not None:
+            grads, norm = clip_by_global_norm(grads, clip_norm)
+        else:
+            norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
+        optimizer.step(model.params, grads)
+        history["step"].append(step)
+        history["train_loss"].append(loss)
+        history["grad_norm"].append(norm)
+        recent.append(loss)
+        if step % eval_every == 0 or step == steps:
+            history["val_step"].append(step)
+            history["val_loss"].append(evaluate(model, val_ids))
+        if progress.update(step, train=float(np.mean(recent)),
+                           val=history["val_loss"][-1] if history["val_loss"] else float("nan")):
+            recent = []
+    return history
