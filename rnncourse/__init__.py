@@ -5,6 +5,9 @@ Each module is one idea, readable top to bottom:
     validation   shape and dtype checks with messages that name the expected shape
     activations  tanh, sigmoid, relu, linear with derivatives from their outputs
     rnn          the vanilla RNN cell and sequence, forward and backward (BPTT)
+    lstm         the LSTM cell and sequence, forward and backward, and its gate activations
+    gru          the GRU (both reset_after forms), forward and backward
+    keras_bridge weights to and from Keras SimpleRNN/LSTM/GRU layers; a Keras layer run in NumPy
     layers       one-hot input and the dense readout
     losses       softmax cross-entropy (with masks) and mean squared error
     optim        gradient clipping, SGD, Adagrad, Adam

@@ -53,7 +53,9 @@ def train_char_model(model, train_ids, val_ids, optimizer, steps: int, batch_siz
         if step % eval_every == 0 or step == steps:
             history["val_step"].append(step)
             history["val_loss"].append(evaluate(model, val_ids))
-        if progress.update(step, train=float(np.mean(recent)),
-                           val=history["val_loss"][-1] if history["val_loss"] else float("nan")):
+        shown = {"train loss": float(np.mean(recent))}
+        if history["val_loss"]:
+            shown["val loss"] = history["val_loss"][-1]
+        if progress.update(step, **shown):
             recent = []
     return history

@@ -16,7 +16,9 @@ def _describe(spec: tuple, sizes: dict) -> str:
     comma = "," if len(spec) == 1 else ""  # (H,) like a Python 1-tuple
     names = ", ".join(str(s) for s in spec) + comma
     known = ", ".join(str(sizes.get(s, "?")) if isinstance(s, str) else str(s) for s in spec) + comma
-    return f"({names})" if names == known else f"({names}) = ({known})"
+    if names == known or all(isinstance(s, str) and s not in sizes for s in spec):
+        return f"({names})"
+    return f"({names}) = ({known})"
 
 
 def check_float_array(name: str, value) -> np.ndarray:

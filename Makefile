@@ -1,0 +1,88 @@
+# Two commands matter: `make book` builds the HTML book, `make test` runs every test.
+# Both create the virtual environment and fetch what they need on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MATHJAX_VERSION := 3.2.2
+MATHJAX := .mathjax/mathjax/tex-svg.js
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONHASHSEED := 0
+# One BLAS thread: the same summation order on every machine, so stored outputs match.
+export OPENBLAS_NUM_THREADS := 1
+export OMP_NUM_THREADS := 1
+export MPLBACKEND := Agg
+
+NOTEBOOKS := $(wildcard chapters/*.ipynb) $(wildcard solutions/*/*.ipynb) $(wildcard exercises/*/*.ipynb)
+NBVAL := $(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with .nbval-sanitize.cfg \
+         -p no:cacheprovider --nbval-cell-timeout=600
+
+.PHONY: help venv mathjax book serve test test-package test-notebooks test-book chromium \
+        execute exercises clean
+
+help:
+	@echo "make book            build the HTML book into _build/html (creates .venv, fetches MathJax)"
+	@echo "make serve           serve the built book on http://localhost:8000"
+	@echo "make test            run every test: package, notebooks (nbval), exercises, rendered book"
+	@echo "make execute NB=...  re-execute one notebook in place and store its outputs"
+	@echo "make exercises       regenerate exercises/ from solutions/ and store their outputs"
+
+# ---------------------------------------------------------------- environment
+$(BIN)/activate: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . || \
+	  $(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(BIN)/activate
+
+venv: $(BIN)/activate
+
+$(MATHJAX):
+	@command -v npm >/dev/null || { echo "npm is needed once to fetch MathJax (apt-get install npm)"; exit 1; }
+	rm -rf .mathjax/tmp && mkdir -p .mathjax/tmp .mathjax/mathjax
+	cd .mathjax/tmp && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null && tar xzf mathjax-$(MATHJAX_VERSION).tgz
+	cp .mathjax/tmp/package/es5/tex-svg.js $(MATHJAX)
+	rm -rf .mathjax/tmp
+
+mathjax: $(MATHJAX)
+
+# ---------------------------------------------------------------- the book
+book: venv mathjax
+	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going --quiet
+
+serve:
+	@test -f _build/html/index.html || $(MAKE) book
+	@echo "Serving the book at http://localhost:8000 (Ctrl-C stops)"
+	$(BIN)/python -m http.server 8000 --bind 127.0.0.1 --directory _build/html
+
+# ---------------------------------------------------------------- authoring
+# Re-execute a notebook in place (seeded, so the stored outputs are reproducible).
+execute: venv
+	@test -n "$(NB)" || { echo "usage: make execute NB=chapters/03_numpy_rnn.ipynb"; exit 1; }
+	$(BIN)/python scripts/execute_notebook.py $(NB)
+
+exercises: venv
+	$(BIN)/python scripts/generate_exercises.py
+
+# ---------------------------------------------------------------- tests
+test: test-package test-notebooks test-book
+	@echo "All tests passed."
+
+test-package: venv
+	$(BIN)/python -m pytest -q -m "not book" tests
+
+test-notebooks: venv
+	$(NBVAL) -q $(NOTEBOOKS)
+
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "Installing Debian's chromium for the rendered-book test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test-book: book chromium
+	$(BIN)/python -m pytest -q -m book tests
+
+clean:
+	rm -rf _build .mathjax gradebook.db
