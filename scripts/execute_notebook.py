@@ -20,6 +20,8 @@ import nbformat
 from nbclient import NotebookClient
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# A non-inline MPLBACKEND (e.g. Agg) would stop plt.show() from storing any figure.
+os.environ.pop("MPLBACKEND", None)
 
 
 def execute(path: Path, timeout: int = 900) -> float:

@@ -40,6 +40,15 @@ def test_stored_outputs_are_executed_and_clean(nb):
                 assert "raises-exception" in tags, f"an error ({out['ename']}) in a cell not tagged raises-exception"
 
 
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_plot_is_stored_as_an_image(nb):
+    """A cell that calls plt.show() must have stored a PNG (a non-inline backend stores none)."""
+    for cell, outs in outputs(nb):
+        if "plt.show()" in "".join(cell["source"]):
+            assert any("image/png" in o.get("data", {}) for o in outs), \
+                f"a plotting cell stored no image: {''.join(cell['source'])[:80]!r}"
+
+
 @pytest.mark.parametrize("nb", [p for p in NOTEBOOKS if p.parts[-3] == "solutions"], ids=lambda p: p.name)
 def test_solutions_raise_nothing_and_pass_every_check(nb):
     for cell, outs in outputs(nb):

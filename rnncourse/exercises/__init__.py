@@ -21,7 +21,11 @@ import numpy as np
 from .core import Mistake, Question, Verdict, compare_function, compare_value
 
 SETS = {
+    "ex02": "ex02_mathematics",
     "ex03": "ex03_numpy_rnn",
+    "ex04": "ex04_vanishing_gradients",
+    "ex05": "ex05_lstm_gru",
+    "ex06": "ex06_numpy_to_keras",
 }
 
 

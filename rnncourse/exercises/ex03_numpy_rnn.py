@@ -61,9 +61,10 @@ STEP_BACKWARD_MISTAKES = (
 # -------------------------------------------------------- Q2: the last real state of a padded batch
 def last_state_inputs(rng):
     n, _, h = _sizes(rng)
-    t = int(rng.integers(2, 7))
+    t = int(rng.integers(3, 8))
     lengths = rng.integers(1, t + 1, size=n)
-    lengths[0] = t  # always one full-length sequence, where an index of `lengths` is out of range
+    lengths[0] = t                             # a full-length row: indexing with `lengths` overflows
+    lengths[1] = int(rng.integers(1, t - 1))   # a row padded by 2 or more: h[:, -1] and L vs L-1 differ
     return dict(h=rng.standard_normal((n, t, h)), lengths=lengths.astype(np.int64))
 
 
