@@ -17,6 +17,7 @@ Each module is one idea, readable top to bottom:
     charmodel    a character-level RNN language model
     train        training and evaluation loops
     progress     a deterministic, line-based progress bar
+    grading      the instructor's grader: submissions run sandboxed, judged in the grader's process
 """
 
 __version__ = "0.1.0"

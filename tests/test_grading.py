@@ -1,0 +1,269 @@
+"""The instructor's grader against honest, mistaken and hostile submissions.
+
+One grading run (two parallel jobs, short limits) grades every case of `grading_cases`; the
+tests then read its gradebook. A case that relies on a protection this machine cannot provide
+(see the report's sandbox header) is skipped with that reason; all the others must pass.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from grading_cases import FULL, NOTEBOOK, POINTS, ROOT, adversarial, solution, write  # noqa: E402
+
+from rnncourse.exercises import SETS, questions  # noqa: E402
+from rnncourse.grading import Limits, grade  # noqa: E402
+from rnncourse.grading.runner import draw_inputs, read_cells  # noqa: E402
+
+LIMITS = Limits(timeout=6, memory_mb=512, nproc=32)  # short, for the bomb cases; roomy for a loaded CI
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+           MPLBACKEND="Agg", PYTHONHASHSEED="0")
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    base = tmp_path_factory.mktemp("grading")
+    subs, out = base / "submissions", base / "out"
+    subs.mkdir()
+    (out / "feedback").mkdir(parents=True)
+    (out / "gradebook.csv").write_text("a previous gradebook\n")
+    world = Path(tempfile.mkdtemp(prefix="grading-world-"))
+    os.chmod(world, 0o777)
+    ctx = {"out_dir": out, "other_submission": subs / f"correct_{NOTEBOOK}.ipynb", "world_writable": world}
+    expected = adversarial(subs, ctx)
+    before = sha(ctx["other_submission"])
+    run = grade("ex03", subs, out, seed=20240611, limits=LIMITS, jobs=2)
+    yield {"run": run, "expected": expected, "ctx": ctx, "other_before": before, "out": out, "subs": subs}
+    shutil.rmtree(world, ignore_errors=True)
+    (ROOT / "PWNED.txt").unlink(missing_ok=True)  # only there if the sandbox failed
+
+
+def provided(run, what) -> bool:
+    return all(any(run.protections.active.get(k) for k in key.split("|")) for key in what)
+
+
+def needs(run, what):
+    """Skip, naming the protection, when this machine cannot provide what a case relies on."""
+    for key in what:
+        if not provided(run, [key]):
+            notes = "; ".join(run.protections.notes.get(k, "") for k in key.split("|"))
+            pytest.skip(f"this machine cannot provide the '{key}' protection: {notes}")
+
+
+STUDENTS = ["correct", "wrong", "off_by_one", "raises", "loop_top", "loop_function", "sleep_one_function",
+            "memory_bomb", "memory_bomb_function", "fork_bomb", "os_exit", "os_exit_function", "segfault",
+            "invalid_json", "empty_file", "empty_notebook", "not_a_notebook", "renamed", "monkeypatch_numpy",
+            "fake_equality", "nan_output", "read_solutions", "write_outside", "network", "print_megabytes",
+            "float32", "returns_list", "forged_results", "kill_everything", "sys_exit", "syntax_error",
+            "magics_and_points_hack", "markup_in_error", "transposed"]
+
+
+def test_every_case_is_listed(graded):
+    assert sorted(graded["expected"]) == sorted(STUDENTS)
+
+
+@pytest.mark.parametrize("student", STUDENTS)
+def test_status_and_points(graded, student):
+    run, expect = graded["run"], graded["expected"][student]
+    needs(run, expect.needs)
+    row = run.row(student)
+    points = {q.id: q.points for q in row.questions}
+    messages = {q.id: q.message for q in row.questions}
+    assert row.status == expect.status, (row.detail, row.incidents, row.cell_errors, messages)
+    for qid, full in POINTS.items():
+        assert points[qid] == (0 if qid in expect.zero else full), (qid, messages[qid])
+    assert row.total == expect.total
+    assert row.max_total == FULL
+    for qid, text in expect.message.items():
+        assert text in messages[qid], messages[qid]
+
+
+def test_gradebook_has_one_row_per_submission(graded):
+    rows = list(csv.DictReader((graded["out"] / "gradebook.csv").open(encoding="utf-8")))
+    assert [r["student"] for r in rows] == sorted(STUDENTS)
+    assert list(rows[0]) == ["student", "submission", "status", *POINTS, "total", "max", "detail"]
+    by_student = {r["student"]: r for r in rows}
+    assert by_student["correct"]["status"] == "ok" and by_student["correct"]["total"] == str(FULL)
+    for student, expect in graded["expected"].items():
+        if provided(graded["run"], expect.needs):
+            assert by_student[student]["status"] == expect.status
+            assert float(by_student[student]["total"]) == expect.total
+
+
+def test_feedback_per_submission_without_the_reference(graded):
+    files = sorted((graded["out"] / "feedback").glob("*.md"))
+    assert [f.stem for f in files] == sorted(STUDENTS)
+    reference_bits = ["BEGIN SOLUTION", "def rnn_step_backward", "h_prev.T @ dz", "np.log(65)", "math.log",
+                      "4.174", "lengths - 1]", "dz.sum(axis=0)"]
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        for bit in reference_bits:
+            assert bit not in text, (f.name, bit)
+    markup = (graded["out"] / "feedback" / "markup_in_error.md").read_text(encoding="utf-8")
+    assert "<script>" not in markup and "&lt;script&gt;" in markup and len(markup) < 5000
+    wrong = (graded["out"] / "feedback" / "wrong.md").read_text(encoding="utf-8")
+    assert "likely mistake: the tanh derivative is missing" in wrong
+    assert "inputs were: dh_next (" in wrong  # shapes, not values
+
+
+def test_attacks_changed_nothing_outside_the_sandbox(graded):
+    needs(graded["run"], ("files",))
+    ctx = graded["ctx"]
+    assert sha(ctx["other_submission"]) == graded["other_before"]
+    assert not (ROOT / "PWNED.txt").exists()
+    assert not (ctx["world_writable"] / "escaped.txt").exists()
+    assert "pwned" not in (graded["out"] / "gradebook.csv").read_text()
+    assert "pwned" not in (graded["out"] / "feedback" / "correct.md").read_text()
+
+
+def test_no_sandbox_process_survives(graded):
+    run = graded["run"]
+    needs(run, ("user",))
+    left = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid in run.protections.uids:
+                    left.append(entry)
+            except OSError:
+                pass
+    assert not left
+
+
+def test_report_lists_the_protections_first(graded):
+    report = (graded["out"] / "report.md").read_text(encoding="utf-8")
+    lines = report.splitlines()
+    assert lines[0] == "# Grading report: exercise set ex03"
+    assert lines[2] == "## Sandbox"
+    for word in ("unprivileged user", "private file system", "no network", "PID namespace", "memory limit",
+                 "process limit", "output limit", "wall-clock limit"):
+        assert sum(word in line for line in lines[3:12]) == 1, word
+    assert "seed: 20240611" in report
+
+
+def test_report_says_what_is_not_active():
+    from rnncourse.grading.sandbox import Protections
+
+    p = Protections(active={"user": False, "files": True}, notes={"user": "the grader is not root"})
+    lines = p.describe(Limits())
+    assert any("separate unprivileged user: NOT ACTIVE (the grader is not root)" in line for line in lines)
+    assert any("private file system" in line and ": active" in line for line in lines)
+
+
+def test_regrade_with_the_same_seed_is_identical(tmp_path):
+    sol = solution()
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    write(sol, subs / f"ann_{NOTEBOOK}.ipynb")
+    nb = json.loads(json.dumps(sol))
+    for cell in nb["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "last_hidden_state_code":
+            cell["source"] = "def last_hidden_state(h, lengths):\n    return h[:, -1]\n"
+    write(nb, subs / f"ben_{NOTEBOOK}.ipynb")
+    outs = []
+    for k in range(2):
+        grade("ex03", subs, tmp_path / f"out{k}", seed=7, limits=LIMITS, jobs=2)
+        outs.append([(tmp_path / f"out{k}" / name).read_text() for name in
+                     ("gradebook.csv", "feedback/ann.md", "feedback/ben.md")])
+    assert outs[0] == outs[1]
+    assert "after the padding" in outs[0][2]
+
+
+def test_inputs_depend_on_seed_and_submission_only():
+    qs = list(questions("ex03").values())
+    a = draw_inputs(qs, 1, "alice.ipynb")
+    assert all(np.array_equal(a[k][n], draw_inputs(qs, 1, "alice.ipynb")[k][n]) for k in a for n in a[k])
+    b = draw_inputs(qs, 2, "alice.ipynb")
+    c = draw_inputs(qs, 1, "bob.ipynb")
+    key = ("rnn_step_backward", 0)
+    assert not np.array_equal(a[key]["dh_next"].ravel()[:2], b[key]["dh_next"].ravel()[:2])
+    assert not np.array_equal(a[key]["dh_next"].ravel()[:2], c[key]["dh_next"].ravel()[:2])
+
+
+def test_magics_become_inert_calls(tmp_path):
+    nb = {"cells": [{"cell_type": "code", "source": ["%matplotlib inline\n", "x = 1\n", "!rm -rf /\n"]},
+                    {"cell_type": "markdown", "source": "text"}, {"cell_type": "code", "source": "  "}]}
+    cells = read_cells(write(nb, tmp_path / "m.ipynb"))
+    assert len(cells) == 1 and cells[0]["index"] == 0
+    assert "get_ipython()" in cells[0]["code"] and "x = 1" in cells[0]["code"]
+
+
+def test_cli_with_nbgrader_layout(tmp_path):
+    sol = solution()
+    root = tmp_path / "course"
+    for student in ("amy", "bo"):
+        d = root / "submitted" / student / "ex03_numpy_rnn"
+        d.mkdir(parents=True)
+        write(sol, d / f"{NOTEBOOK}.ipynb")
+    (root / "submitted" / "cy" / "ex03").mkdir(parents=True)  # a student who handed in nothing
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "rnncourse.grading", "ex03", str(root), "--out", str(out),
+                           "--seed", "3", "--timeout", "20", "--jobs", "2", "--quiet"],
+                          capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("# Grading report: exercise set ex03\n\n## Sandbox")
+    rows = list(csv.DictReader((out / "gradebook.csv").open()))
+    assert [(r["student"], r["status"], r["total"]) for r in rows] == [
+        ("amy", "ok", str(FULL)), ("bo", "ok", str(FULL)), ("cy", "invalid-notebook", "0")]
+    assert rows[0]["submission"] == "submitted/amy/ex03_numpy_rnn/ex03_numpy_rnn.ipynb"
+    assert (out / "feedback" / "cy.md").exists()
+
+
+def test_cli_rejects_an_unknown_set(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "rnncourse.grading", "ex99", str(tmp_path), "--out",
+                           str(tmp_path / "o")], capture_output=True, text=True, env=ENV, timeout=120)
+    assert proc.returncode == 2 and "unknown set" in proc.stderr
+
+
+@pytest.mark.parametrize("set_id", sorted(SETS))
+def test_every_registered_set_grades_its_solution_as_full_marks(tmp_path, set_id):
+    """The grader needs no change for a new set: its solution notebook gets every point."""
+    src = ROOT / "solutions" / SETS[set_id] / f"{SETS[set_id]}.ipynb"
+    if not src.exists():
+        pytest.skip(f"no solution notebook {src.relative_to(ROOT)} yet")
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(src, subs / f"teacher_{SETS[set_id]}.ipynb")
+    run = grade(set_id, subs, tmp_path / "out", seed=11, limits=Limits(timeout=60), jobs=1)
+    row = run.row("teacher")
+    assert row.status == "ok", (row.detail, [q.message for q in row.questions])
+    assert row.total == sum(q.points for q in questions(set_id).values())
+
+
+def test_without_namespaces_or_uid_the_report_says_so_and_grading_still_works(tmp_path, monkeypatch):
+    """A machine that allows none of the isolation: grading is still right, and the report's
+    sandbox header says what is missing instead of pretending."""
+    monkeypatch.setenv("RNNCOURSE_GRADER_DISABLE", "userns,mountns,netns,pidns,setuid")
+    sol = solution()
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    write(sol, subs / f"ann_{NOTEBOOK}.ipynb")
+    nb = json.loads(json.dumps(sol))
+    for cell in nb["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "temperature_softmax_code":
+            cell["source"] = "def temperature_softmax(logits, temperature):\n    while True:\n        pass\n"
+    write(nb, subs / f"ben_{NOTEBOOK}.ipynb")
+    run = grade("ex03", subs, tmp_path / "out", seed=5, limits=LIMITS, jobs=2)
+    assert [(r.submission.student, r.status, r.total) for r in run.results] == [("ann", "ok", FULL),
+                                                                                ("ben", "timeout", FULL - 2)]
+    header = (tmp_path / "out" / "report.md").read_text().split("## Run")[0]
+    for text in ("separate unprivileged user: NOT ACTIVE", "private file system", "no network (empty network "
+                 "namespace): NOT ACTIVE", "PID namespace (a timeout kills every process the submission "
+                 "started): NOT ACTIVE", "memory limit 512 MB (RLIMIT_AS): active"):
+        assert text in header, header
