@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 MATHJAX_VERSION := 3.2.2
 MATHJAX := .mathjax/mathjax/tex-svg.js
 export TF_CPP_MIN_LOG_LEVEL := 2
+# oneDNN's CPU kernels print a notice on stderr and can change results between CPU models.
+export TF_ENABLE_ONEDNN_OPTS := 0
 export PYTHONHASHSEED := 0
 # Tools the tests call by name (nbgrader runs `alembic`) come from the virtual environment.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
