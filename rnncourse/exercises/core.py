@@ -61,6 +61,15 @@ class Verdict:
         return self.ok
 
 
+def random_sizes(rng: np.random.Generator) -> tuple[int, int, int]:
+    """Random batch, input and hidden sizes for a question's inputs: N >= 2, so that summing
+    and averaging over the batch give different answers, and D != H, so that a transposed
+    weight always shows up as a wrong shape rather than a silently wrong value."""
+    n = int(rng.integers(2, 5))
+    d, h = (int(v) for v in rng.choice(np.arange(2, 8), size=2, replace=False))
+    return n, d, h
+
+
 def as_outputs(value) -> tuple[np.ndarray, ...]:
     """Normalise a function's result to a tuple of float arrays, refusing anything else.
 

@@ -8,14 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Mistake, Question
-
-
-def _sizes(rng):
-    """Random N >= 2 (sums and means over the batch differ) and D != H (transposes show)."""
-    n = int(rng.integers(2, 5))
-    d, h = (int(v) for v in rng.choice(np.arange(2, 8), size=2, replace=False))
-    return n, d, h
+from .core import Mistake, Question, random_sizes
 
 
 def _tanh_rnn(rng, n, t, d, h, scale=1.0):
@@ -35,7 +28,7 @@ def _tanh_rnn(rng, n, t, d, h, scale=1.0):
 
 # --------------------------------------------------- Q1: the Jacobian from the first state to the last
 def jacobian_inputs(rng):
-    n, _, h = _sizes(rng)
+    n, _, h = random_sizes(rng)
     t = int(rng.integers(2, 6))
     _, h0, states, recurrent_kernel = _tanh_rnn(rng, n, t, 3, h, scale=1.5)
     return dict(h0=h0, h=states, recurrent_kernel=recurrent_kernel)
@@ -79,7 +72,7 @@ JACOBIAN_MISTAKES = (
 
 # ------------------------------------------------------------ Q2: truncated BPTT for W and U
 def truncated_inputs(rng):
-    n, d, h = _sizes(rng)
+    n, d, h = random_sizes(rng)
     t = int(rng.integers(4, 9))
     x, h0, states, recurrent_kernel = _tanh_rnn(rng, n, t, d, h, scale=1.2)
     k = int(rng.integers(2, t - 1))  # 2 <= k <= T - 2, so k - 1, k + 1 and T all differ from k
@@ -128,7 +121,7 @@ TRUNCATED_MISTAKES = (
 
 # ------------------------------------------------------------------- Q3: the readout's backward pass
 def readout_inputs(rng):
-    n, _, h = _sizes(rng)
+    n, _, h = random_sizes(rng)
     t = int(rng.integers(2, 6))
     k = int(rng.choice([v for v in range(2, 9) if v != h]))
     return dict(dlogits=rng.standard_normal((n, t, k)), h=rng.standard_normal((n, t, h)),

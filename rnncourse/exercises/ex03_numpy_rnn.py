@@ -7,20 +7,12 @@ import math
 import numpy as np
 
 from ..losses import softmax
-from .core import Mistake, Question
-
-
-def _sizes(rng):
-    """Random N >= 2 (so summing and averaging over the batch differ) and D != H (so a
-    transposed weight always shows up as a wrong shape)."""
-    n = int(rng.integers(2, 5))
-    d, h = (int(v) for v in rng.choice(np.arange(2, 8), size=2, replace=False))
-    return n, d, h
+from .core import Mistake, Question, random_sizes
 
 
 # ----------------------------------------------------------------- Q1: the step backward pass
 def step_backward_inputs(rng):
-    n, d, h = _sizes(rng)
+    n, d, h = random_sizes(rng)
     x_t, h_prev = rng.standard_normal((n, d)), rng.standard_normal((n, h))
     kernel, recurrent_kernel = 0.5 * rng.standard_normal((d, h)), 0.5 * rng.standard_normal((h, h))
     bias = 0.1 * rng.standard_normal(h)
@@ -60,7 +52,7 @@ STEP_BACKWARD_MISTAKES = (
 
 # -------------------------------------------------------- Q2: the last real state of a padded batch
 def last_state_inputs(rng):
-    n, _, h = _sizes(rng)
+    n, _, h = random_sizes(rng)
     t = int(rng.integers(3, 8))
     lengths = rng.integers(1, t + 1, size=n)
     lengths[0] = t                             # a full-length row: indexing with `lengths` overflows

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Mistake, Question
-
-
-def _sizes(rng):
-    """Random N >= 2 and D != H (so a transposed weight shows as a wrong shape)."""
-    n = int(rng.integers(2, 5))
-    d, h = (int(v) for v in rng.choice(np.arange(2, 8), size=2, replace=False))
-    return n, d, h
+from .core import Mistake, Question, random_sizes
 
 
 # ----------------------------------------------- Q1: clipping a log of gradients, step by step
 def clip_inputs(rng):
-    _, d, h = _sizes(rng)
+    _, d, h = random_sizes(rng)
     steps = int(rng.integers(3, 6))
     max_norm = float(rng.choice([0.5, 1.0, 2.0, 5.0]))
     grads = [rng.standard_normal((steps, d, h)), rng.standard_normal((steps, h, h)),
@@ -102,7 +95,7 @@ CLIP_MISTAKES = (
 
 # ------------------------------------------------------ Q2: the gradient norm, step by step back
 def norm_curve_inputs(rng):
-    n, _, h = _sizes(rng)
+    n, _, h = random_sizes(rng)
     t = int(rng.integers(3, 9))
     x = rng.standard_normal((n, t, 3))
     kernel = rng.standard_normal((3, h)) / np.sqrt(3)

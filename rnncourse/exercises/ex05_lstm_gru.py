@@ -10,19 +10,12 @@ import math
 import numpy as np
 
 from ..activations import sigmoid
-from .core import Mistake, Question
-
-
-def _sizes(rng):
-    """Random N >= 2 (sums and means over the batch differ) and D != H (transposes show)."""
-    n = int(rng.integers(2, 5))
-    d, h = (int(v) for v in rng.choice(np.arange(2, 8), size=2, replace=False))
-    return n, d, h
+from .core import Mistake, Question, random_sizes
 
 
 # ------------------------------------------------------------ Q1: a peephole LSTM cell, forward
 def peephole_inputs(rng):
-    n, d, h = _sizes(rng)
+    n, d, h = random_sizes(rng)
     return dict(x_t=rng.standard_normal((n, d)), h_prev=rng.standard_normal((n, h)),
                 c_prev=1.5 * rng.standard_normal((n, h)),
                 kernel=rng.standard_normal((d, 4 * h)) / np.sqrt(d),
@@ -72,7 +65,7 @@ PEEPHOLE_MISTAKES = (
 
 # -------------------------------------------- Q2: a GRU step backward, z weighting the candidate
 def gru_inputs(rng):
-    n, d, h = _sizes(rng)
+    n, d, h = random_sizes(rng)
     return dict(dh_next=rng.standard_normal((n, h)), x_t=rng.standard_normal((n, d)),
                 h_prev=rng.standard_normal((n, h)),
                 kernel=rng.standard_normal((d, 3 * h)) / np.sqrt(d),

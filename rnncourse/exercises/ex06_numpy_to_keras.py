@@ -10,18 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..losses import log_softmax
-from .core import Mistake, Question
-
-
-def _sizes(rng):
-    """Random N >= 2 and D != H."""
-    n = int(rng.integers(2, 5))
-    d, h = (int(v) for v in rng.choice(np.arange(2, 8), size=2, replace=False))
-    return n, d, h
+from .core import Mistake, Question, random_sizes
 
 
 def _torch_weights(rng, gates):
-    _, d, h = _sizes(rng)
+    _, d, h = random_sizes(rng)
     return dict(weight_ih=rng.standard_normal((gates * h, d)), weight_hh=rng.standard_normal((gates * h, h)),
                 bias_ih=rng.standard_normal(gates * h), bias_hh=rng.standard_normal(gates * h))
 
