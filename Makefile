@@ -20,9 +20,30 @@ unexport MPLBACKEND
 
 NOTEBOOKS := $(wildcard chapters/*.ipynb) $(wildcard solutions/*/*.ipynb) $(wildcard exercises/*/*.ipynb)
 NBVAL := $(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with .nbval-sanitize.cfg \
-         -p no:cacheprovider --nbval-cell-timeout=600
+         -p rnncourse.nbval_tolerance -p no:cacheprovider --nbval-cell-timeout=900
+# Notebooks run two at a time (one per core); each pins TensorFlow and BLAS to one thread.
+NBVAL_JOBS ?= 2
+NBVAL_PARALLEL := -n $(NBVAL_JOBS) --dist loadfile
 
-.PHONY: help venv mathjax book serve test test-package test-notebooks test-book chromium \
+# CPU profiles: each makes this machine choose the kernels another CPU would (profiles can
+# only restrict; forcing a kernel the CPU lacks would crash). The stored outputs were made
+# natively, so comparing under a restricted profile is the stronger check.
+# NumPy 2.4 names its dispatch targets X86_V3 (AVX2, FMA3) and X86_V4 (AVX-512); the older
+# per-feature names are listed too, for other NumPy versions.
+NPY_NO_AVX512 := X86_V4 AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR
+NPY_NO_AVX2 := $(NPY_NO_AVX512) X86_V3 AVX2 FMA3
+PROFILE_native :=
+PROFILE_avx2 := NPY_DISABLE_CPU_FEATURES="$(NPY_NO_AVX512)" OPENBLAS_CORETYPE=Haswell \
+                TF_ENABLE_ONEDNN_OPTS=1 ONEDNN_MAX_CPU_ISA=AVX2
+PROFILE_avx := NPY_DISABLE_CPU_FEATURES="$(NPY_NO_AVX2)" OPENBLAS_CORETYPE=Sandybridge \
+               TF_ENABLE_ONEDNN_OPTS=1 ONEDNN_MAX_CPU_ISA=SSE41
+PROFILE_threads := OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2 TF_ENABLE_ONEDNN_OPTS=1 \
+                   TF_NUM_INTRAOP_THREADS=2 TF_NUM_INTEROP_THREADS=2
+# `make test` compares under this one; `make test-portable` under all three non-native ones.
+PROFILE ?= avx2
+PORTABLE_PROFILES := avx2 avx threads
+
+.PHONY: help venv mathjax book serve test test-package test-notebooks test-portable test-book chromium \
         execute exercises clean
 
 help:
@@ -30,6 +51,7 @@ help:
 	@echo "make serve           serve the built book on http://localhost:8000"
 	@echo "make test            run every test: package, notebooks (nbval), exercises, rendered book"
 	@echo "make execute NB=...  re-execute one notebook in place and store its outputs"
+	@echo "make test-portable   re-run every notebook (or NB=...) under three restricted CPU profiles"
 	@echo "make exercises       regenerate exercises/ from solutions/ and store their outputs"
 
 # ---------------------------------------------------------------- environment
@@ -79,7 +101,14 @@ test-package: venv
 	$(BIN)/python -m pytest -q -m "not book" tests
 
 test-notebooks: venv
-	$(NBVAL) -q $(NOTEBOOKS)
+	@echo "nbval under CPU profile '$(PROFILE)': $(PROFILE_$(PROFILE))"
+	env $(PROFILE_$(PROFILE)) $(NBVAL) $(NBVAL_PARALLEL) -q $(or $(NB),$(NOTEBOOKS))
+
+# Every notebook (or NB=...) re-executed under each restricted CPU profile in turn.
+test-portable: venv
+	@set -e; for profile in $(PORTABLE_PROFILES); do \
+	  $(MAKE) --no-print-directory test-notebooks PROFILE=$$profile NB="$(NB)"; done
+	@echo "Stored outputs reproduce under the CPU profiles: $(PORTABLE_PROFILES)."
 
 chromium:
 	@command -v chromium >/dev/null || { \
