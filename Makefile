@@ -52,7 +52,7 @@ help:
 	@echo "make test            run every test: package, notebooks (nbval), exercises, rendered book"
 	@echo "make execute NB=...  re-execute one notebook in place and store its outputs"
 	@echo "make test-portable   re-run every notebook (or NB=...) under three restricted CPU profiles"
-	@echo "make exercises       regenerate exercises/ from solutions/ and store their outputs"
+	@echo "make exercises       regenerate exercises/ from solutions/ (or SET=exNN_topic) and store outputs"
 
 # ---------------------------------------------------------------- environment
 $(BIN)/activate: requirements.txt requirements-data.txt pyproject.toml
@@ -91,7 +91,7 @@ execute: venv
 	$(BIN)/python scripts/execute_notebook.py $(NB)
 
 exercises: venv
-	$(BIN)/python scripts/generate_exercises.py
+	$(BIN)/python scripts/generate_exercises.py $(SET)
 
 # ---------------------------------------------------------------- tests
 test: test-package test-notebooks test-book

@@ -1,6 +1,7 @@
 """Generate the student notebooks in exercises/ from the solution notebooks in solutions/.
 
     python scripts/generate_exercises.py            # regenerate exercises/, execute, store outputs
+    python scripts/generate_exercises.py ex09_forecasting   # only the named set(s)
     python scripts/generate_exercises.py --check    # fail if exercises/ differs from generation
 
 Generation is nbgrader's `generate_assignment` (solutions replaced by stubs that raise
@@ -33,12 +34,16 @@ def exercise_sets(root: Path) -> list[str]:
     return sorted(p.name for p in (root / "solutions").iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
 
 
-def generate(root: Path) -> None:
+def generate(root: Path, only: list[str] | None = None) -> None:
     """Run nbgrader in `root` (a course directory with nbgrader_config.py and solutions/)."""
     db = tempfile.NamedTemporaryFile(suffix=".db", delete=False)
     db.close()
     nbgrader = [sys.executable, "-m", "nbgrader"]
-    for set_id in exercise_sets(root):
+    known = exercise_sets(root)
+    unknown = sorted(set(only or []) - set(known))
+    if unknown:
+        raise SystemExit(f"no such exercise set in solutions/: {', '.join(unknown)} (known: {', '.join(known)})")
+    for set_id in (only or known):
         shutil.rmtree(root / "exercises" / set_id, ignore_errors=True)
         result = subprocess.run(
             nbgrader + ["generate_assignment", set_id, "--force", "--log-level=WARN",
@@ -99,10 +104,12 @@ def check() -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
-    if parser.parse_args().check:
+    parser.add_argument("sets", nargs="*", help="exercise sets to regenerate (default: all)")
+    args = parser.parse_args()
+    if args.check:
         return check()
-    generate(ROOT)
-    for path in sorted((ROOT / "exercises").rglob("*.ipynb")):
+    generate(ROOT, args.sets)
+    for path in sorted(p for s in (args.sets or exercise_sets(ROOT)) for p in (ROOT / "exercises" / s).glob("*.ipynb")):
         print(f"executing {path.relative_to(ROOT)} ...", flush=True)
         execute(path)
     return 0

@@ -9,24 +9,21 @@ likely mistake. The instructor's grader (`python -m rnncourse.grading`) uses the
 but runs submissions in a sandbox and judges in its own process.
 
 Adding a set for a new chapter: write `solutions/<set>/<set>.ipynb` in nbgrader format and a
-module `rnncourse/exercises/<set>.py` defining QUESTIONS, then list it in SETS below.
+module `rnncourse/exercises/<set>.py` defining QUESTIONS (its file name, `exNN_<topic>.py`,
+registers it as set `exNN`).
 """
 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import numpy as np
 
 from .core import Mistake, Question, Verdict, compare_function, compare_value
 
-SETS = {
-    "ex02": "ex02_mathematics",
-    "ex03": "ex03_numpy_rnn",
-    "ex04": "ex04_vanishing_gradients",
-    "ex05": "ex05_lstm_gru",
-    "ex06": "ex06_numpy_to_keras",
-}
+# Set id -> module name, one per module `exNN_<topic>.py` in this folder.
+SETS = {p.stem.partition("_")[0]: p.stem for p in sorted(Path(__file__).parent.glob("ex[0-9][0-9]_*.py"))}
 
 
 def questions(set_id: str) -> dict[str, Question]:
