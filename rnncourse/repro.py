@@ -41,7 +41,7 @@ def setup_tensorflow(seed: int = 0, threads: int = 1):
       set, so their results differ between CPUs;
     * runs every op on `threads` threads (intra- and inter-op), so reductions are split the
       same way on a laptop and on a 64-core server (and two notebooks can run side by side);
-    * silences TensorFlow's C++ start-up log (`TF_CPP_MIN_LOG_LEVEL=2`);
+    * silences TensorFlow's C++ log lines (`TF_CPP_MIN_LOG_LEVEL=3`);
     * seeds Python, NumPy and TensorFlow (`keras.utils.set_random_seed`) and asks for
       deterministic op implementations.
     """
@@ -56,7 +56,7 @@ def setup_tensorflow(seed: int = 0, threads: int = 1):
             "restart the kernel and call setup_tensorflow() before importing tensorflow or keras"
         )
     os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"   # C++ log lines (e.g. during fit with validation data) would land on stderr
     import keras
     import tensorflow as tf
 
@@ -106,7 +106,7 @@ class Measured:
 
     def describe_tolerance(self) -> str:
         if self.log:
-            return f"x{10 ** self.tol:g}"
+            return f"a factor of {10 ** self.tol:g}"
         return f"±{self.tol:g}" if self.tol else "exact"
 
     def to_json(self) -> dict:
@@ -152,13 +152,19 @@ def results_text(rows, columns, title: str | None = None, tolerance_note: bool =
     for row in body:
         lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
     if tolerance_note:
-        tols = []
-        for row in rows:
-            for h, c in zip(header, row):
-                if isinstance(c, Measured) and c.tol:
-                    tols.append(f"{row[0]} {h} {c.describe_tolerance()}")
-        if tols:
-            lines.append("Compared across CPUs within: " + "; ".join(dict.fromkeys(tols)) + ".")
+        notes = []
+        for index, name in enumerate(header):
+            groups: dict[str, list[str]] = {}
+            for row in rows:
+                cell = row[index]
+                if isinstance(cell, Measured) and cell.tol:
+                    groups.setdefault(cell.describe_tolerance(), []).append(str(row[0]))
+            if len(groups) == 1 and len(next(iter(groups.values()))) > 1:
+                notes.append(f"{name} {next(iter(groups))}")
+            elif groups:
+                notes.append(f"{name} " + ", ".join(f"{tol} ({'; '.join(labels)})" for tol, labels in groups.items()))
+        if notes:
+            lines.append("Compared across CPUs within: " + "; ".join(notes) + ".")
     return "\n".join(lines)
 
 
@@ -199,3 +205,27 @@ def show_value(label: str, value: Measured) -> None:
 def dumps(payload) -> str:
     """Stable JSON text of a payload (used by the tests)."""
     return json.dumps(payload, sort_keys=True)
+
+
+# ----------------------------------------------------------------------------- errors and checks
+
+
+def order_of(error: float, decades: float = 1.0) -> Measured:
+    """A relative error shown as its order of magnitude, compared within `decades` powers of 10.
+
+    The digits of a gradient check's relative error (4.3e-10 on one CPU, 2.9e-10 on another)
+    are round-off, not information; its order of magnitude is the information.
+    """
+    return Measured(error, decades, ".0e", log=True)
+
+
+def below(error: float, bound: float) -> str:
+    """'< 1e-12' when `error` is below `bound`, else the error and the word ABOVE.
+
+    For differences that are pure round-off (two implementations of the same formula), the
+    honest statement is a bound, not a number that changes with the CPU's kernels.
+    """
+    if not (isinstance(bound, (int, float)) and bound > 0):
+        raise ValueError(f"bound must be a positive number, got {bound!r}")
+    error = float(error)
+    return f"< {bound:.0e}" if error < bound else f"{error:.1e} ABOVE {bound:.0e}"

@@ -38,7 +38,7 @@ def test_results_text_states_the_tolerances():
                         ("model", "accuracy"), title="Test set")
     assert text.splitlines()[0] == "Test set"
     assert "0.5000" in text and "0.81" in text
-    assert text.splitlines()[-1] == "Compared across CPUs within: LSTM accuracy ±0.02."
+    assert text.splitlines()[-1] == "Compared across CPUs within: accuracy ±0.02 (LSTM)."
 
 
 def _payload(value, tol=0.02, label="LSTM"):
