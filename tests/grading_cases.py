@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,12 +113,12 @@ def adversarial(folder: Path, ctx: dict) -> dict[str, Expect]:
 
     case("loop_function", set_code(copy.deepcopy(sol), "rnn_step_backward_code",
                                    "def rnn_step_backward(**kwargs):\n    while True:\n        pass\n"),
-         Expect("timeout", ("rnn_step_backward",), {"rnn_step_backward": "did not finish"}))
+         Expect("timeout", ("rnn_step_backward",), {"rnn_step_backward": "per-call time limit"}))
 
     case("sleep_one_function", set_code(copy.deepcopy(sol), "temperature_softmax_code",
                                         "import time\n\ndef temperature_softmax(logits, temperature):\n"
                                         "    time.sleep(1000)\n"),
-         Expect("timeout", ("temperature_softmax",), {"temperature_softmax": "did not finish"}))
+         Expect("timeout", ("temperature_softmax",), {"temperature_softmax": "per-call time limit"}))
 
     case("memory_bomb", add_cell(copy.deepcopy(sol), "hog = []\nwhile True:\n    hog.append(np.ones(2**23))\n"),
          Expect("kernel-died", needs=("memory",)))
@@ -264,9 +265,196 @@ def adversarial(folder: Path, ctx: dict) -> dict[str, Expect]:
             meta["points"] = 100
     case("magics_and_points_hack", nb, Expect("ok"))
 
-    for student, (nb, _) in cases.items():
-        write(nb, folder / f"{student}_{NOTEBOOK}.ipynb")
-    return {student: expect for student, (_, expect) in cases.items()}
+    add_hostile_cases(case, sol, ctx)
+    names = {"non_utf8_name": b"caf\xe9_" + NOTEBOOK.encode() + b".ipynb",
+             "x" * 229: ("x" * 229 + f"_{NOTEBOOK}.ipynb").encode(),
+             MARKUP_NAME: f"{MARKUP_NAME}_{NOTEBOOK}.ipynb".encode()}
+    renamed = {"non_utf8_name": "caf\ufffd"}
+    out = {}
+    for student, (nb, expect) in cases.items():
+        raw = names.get(student, f"{student}_{NOTEBOOK}.ipynb".encode())
+        write(nb, Path(os.fsdecode(os.fsencode(str(folder)) + b"/" + raw)))
+        out[renamed.get(student, student)] = expect
+    return out
+
+
+MARKUP_NAME = "**bold** [x](javascript:alert(1)) <b>"
+
+# A cell that looks for the grader's inputs: a readable pipe holding data before any call, or
+# a file named like the grader's job or inputs anywhere it can see.
+PEEK_PIPES = """import os, select, sys
+found = []
+for name in os.listdir('/proc/self/fd'):
+    fd = int(name)
+    try:
+        if fd > 2 and os.readlink(f'/proc/self/fd/{fd}').startswith('pipe:') and select.select([fd], [], [], 0)[0]:
+            found.append(fd)
+    except (OSError, ValueError):
+        pass
+for top in ('/', os.getcwd(), '/tmp', '/dev/shm', '/opt/grader-lib', os.path.dirname(os.path.dirname(__file__))
+            if '__file__' in globals() else '/'):
+    for root, dirs, files in os.walk(top):
+        if root.startswith(('/proc', '/sys', '/usr', '/etc', '/lib', '/bin', '/sbin', '/opt/grader-site', sys.prefix)):
+            dirs[:] = []
+            continue
+        found += [os.path.join(root, f) for f in files if f in ('inputs.npz', 'job.json', 'launch.json')]
+if found:
+    raise RuntimeError(f'inputs readable: {found}')
+"""
+
+SYSV_LEAK = """import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+KEY = 0x5EED14
+# Did an earlier submission leave a segment, a queue or a key? Then isolation failed.
+seen = []
+if libc.shmget(KEY, 0, 0) >= 0:
+    seen.append('shm')
+if libc.msgget(KEY, 0) >= 0:
+    seen.append('msg')
+if libc.syscall(250, 10, ctypes.c_long(-4), b'user', b'rnngrade-leak', 0) >= 0:  # keyctl(SEARCH, @u)
+    seen.append('key')
+# Leave some for the next submission to find.
+libc.shmget(KEY, 4096, 0o1000 | 0o666)
+libc.msgget(KEY, 0o1000 | 0o666)
+libc.syscall(248, b'user', b'rnngrade-leak', b'secret', 6, ctypes.c_long(-4))  # add_key to @u
+if seen:
+    raise RuntimeError('found what an earlier run left: ' + ', '.join(seen))
+"""
+
+SHARED_MEMORY_BOMB = """import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+seg = libc.shmget(0, 300 * 2**20, 0o1000 | 0o600)
+addr = libc.shmat(seg, None, 0)
+ctypes.memset(addr, 1, 300 * 2**20)          # 300 MB of System V shared memory
+with open('/dev/shm/blob', 'wb') as f:         # files in /dev/shm are memory too
+    f.write(b'y' * 40 * 2**20)
+for _ in range(4):                             # children, each below any per-process limit
+    if os.fork() == 0:
+        hog = []
+        while True:
+            hog.append(b'z' * 2**20)
+            time.sleep(0.001)
+time.sleep(30)
+"""
+
+UNSTABLE_SOFTMAX = """def temperature_softmax(logits, temperature):
+    e = np.exp(logits / temperature)
+    return e / e.sum(axis=-1, keepdims=True)
+"""
+
+MUTATING_STEP = """def rnn_step_backward(dh_next, x_t, h_prev, h_next, kernel, recurrent_kernel):
+    dh_next *= 1.0 - h_next**2          # in place: the caller's dh_next changes
+    dz = dh_next
+    return dz @ kernel.T, dz @ recurrent_kernel.T, x_t.T @ dz, h_prev.T @ dz, dz.sum(axis=0)
+"""
+
+STEP_U_NOT_T = """def rnn_step_backward(dh_next, x_t, h_prev, h_next, kernel, recurrent_kernel):
+    dz = dh_next * (1.0 - h_next**2)
+    return dz @ kernel.T, dz @ recurrent_kernel, x_t.T @ dz, h_prev.T @ dz, dz.sum(axis=0)
+"""
+
+DISK_FILLER = """import os
+block = b'x' * 2**20
+for k in range(20):
+    with open(f'/tmp/fill{k}', 'wb') as f:
+        for _ in range(32):
+            f.write(block)
+"""
+
+SETSID_HOG = """import os
+for _ in range(3):
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        while True:
+            pass
+"""
+
+OUTPUT_FLOOD = """import os
+junk = b'{"e": "x"}' * 2**16 + b'\\n'
+fds = [int(n) for n in os.listdir('/proc/self/fd') if int(n) > 2]
+for _ in range(400):
+    for fd in fds:
+        try:
+            os.write(fd, junk)
+        except OSError:
+            pass
+"""
+
+NOTEBOOK_FEATURES = [
+    "display('shown'); help(len)\nfrom IPython.display import display as show, HTML\nshow(HTML('<b>x</b>'))\n",
+    "%%writefile helper_module.py\ndef twice(x):\n    return 2 * x\n",
+    "import helper_module\nassert helper_module.twice(2) == 4\n%timeit -n1 -r1 helper_module.twice(3)\n",
+]
+
+
+def add_hostile_cases(case, sol, ctx) -> None:
+    """The cases of issue 14: names, texts, resources across processes, leftovers, fairness."""
+    case("surrogate_error", set_code(copy.deepcopy(sol), "last_hidden_state_code",
+                                     "def last_hidden_state(h, lengths):\n    raise ValueError('bad \\ud800 text')\n"),
+         Expect("error", ("last_hidden_state",), {"last_hidden_state": "raised ValueError"}))
+    case("non_utf8_name", copy.deepcopy(sol), Expect("ok"))
+    case("x" * 229, copy.deepcopy(sol), Expect("ok"))
+    case(MARKUP_NAME, copy.deepcopy(sol), Expect("ok"))
+    case("a b", copy.deepcopy(sol), Expect("ok"))
+    case("a_b", copy.deepcopy(sol), Expect("ok"))
+    case("deep_directory", add_cell(copy.deepcopy(sol),
+                                    "import os\nbase = os.getcwd()\nfor _ in range(1500):\n"
+                                    "    os.mkdir('d')\n    os.chdir('d')\nos.chdir(base)\n"), Expect("ok"))
+    case("sysv_leaker_1", add_cell(copy.deepcopy(sol), SYSV_LEAK), Expect("ok", needs=("ipc",)))
+    case("sysv_leaker_2", add_cell(copy.deepcopy(sol), SYSV_LEAK), Expect("ok", needs=("ipc",)))
+    case("shared_memory_bomb", add_cell(copy.deepcopy(sol), SHARED_MEMORY_BOMB),
+         Expect("kernel-died", needs=("memory",)))
+    case("disk_filler", add_cell(copy.deepcopy(sol), DISK_FILLER), Expect("error", needs=("disk",)))
+    case("setsid_cpu_hog", add_cell(copy.deepcopy(sol), SETSID_HOG, position=2), Expect("ok"))
+    case("output_flood", add_cell(copy.deepcopy(sol), OUTPUT_FLOOD), Expect("kernel-died"))
+    case("inputs_unreadable", add_cell(copy.deepcopy(sol), PEEK_PIPES), Expect("ok", needs=("files",)))
+    nb = copy.deepcopy(sol)
+    for k, src in enumerate(NOTEBOOK_FEATURES):
+        add_cell(nb, src, position=2 + k)
+    case("notebook_features", nb, Expect("ok"))
+    case("complex_answer", set_code(copy.deepcopy(sol), "temperature_softmax_code",
+                                    "def temperature_softmax(logits, temperature):\n"
+                                    "    e = np.exp((logits - logits.max(axis=-1, keepdims=True)) / temperature)\n"
+                                    "    return (e / e.sum(axis=-1, keepdims=True)).astype(complex)\n"),
+         Expect("wrong", ("temperature_softmax",), {"temperature_softmax": "complex"}))
+    case("longdouble_answer", set_code(copy.deepcopy(sol), "rnn_step_backward_code",
+                                       sol_source(sol, "rnn_step_backward_code").replace(
+                                           "return dx_t, dh_prev, dkernel, drecurrent_kernel, dbias",
+                                           "return tuple(g.astype(np.longdouble) for g in "
+                                           "(dx_t, dh_prev, dkernel, drecurrent_kernel, dbias))")), Expect("ok"))
+    case("unstable_softmax", set_code(copy.deepcopy(sol), "temperature_softmax_code", UNSTABLE_SOFTMAX),
+         Expect("wrong", ("temperature_softmax",), {"temperature_softmax": "not numerically stable"}))
+    case("mutates_input", set_code(copy.deepcopy(sol), "rnn_step_backward_code", MUTATING_STEP),
+         Expect("wrong", ("rnn_step_backward",), {"rnn_step_backward": "in place"}))
+    case("u_not_transposed", set_code(copy.deepcopy(sol), "rnn_step_backward_code", STEP_U_NOT_T),
+         Expect("wrong", ("rnn_step_backward",), {"rnn_step_backward": "U where U transposed belongs"}))
+    case("index_error_in_loop", set_code(copy.deepcopy(sol), "last_hidden_state_code",
+                                         "def last_hidden_state(h, lengths):\n"
+                                         "    return h[np.arange(h.shape[0]), lengths]\n"),
+         Expect("error", ("last_hidden_state",), {"last_hidden_state": "ran past the end of the time axis"}))
+    case("zero_d_answer", set_code(copy.deepcopy(sol), "initial_loss_code",
+                                   "import math\nanswer_initial_loss = np.array(math.log(65))\n"), Expect("ok"))
+    case("nbformat3", nbformat3(sol), Expect("ok"))
+    case("slow_cells_fast_calls", add_cell(copy.deepcopy(sol), "import time\ntime.sleep(1.5)\n", position=2),
+         Expect("ok"))
+
+
+def nbformat3(nb4: dict) -> dict:
+    """The same notebook in nbformat 3 (worksheets, code under "input")."""
+    cells = []
+    for cell in nb4["cells"]:
+        src = cell["source"] if isinstance(cell["source"], list) else [cell["source"]]
+        if cell["cell_type"] == "code":
+            cells.append({"cell_type": "code", "input": src, "language": "python", "metadata": {},
+                          "outputs": [], "collapsed": False})
+        else:
+            cells.append({"cell_type": "markdown", "source": src, "metadata": {}})
+    return {"metadata": {"name": ""}, "nbformat": 3, "nbformat_minor": 0,
+            "worksheets": [{"cells": cells, "metadata": {}}]}
 
 
 def sol_source(nb: dict, grade_id: str) -> str:

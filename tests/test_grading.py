@@ -1,8 +1,11 @@
 """The instructor's grader against honest, mistaken and hostile submissions.
 
 One grading run (two parallel jobs, short limits) grades every case of `grading_cases`; the
-tests then read its gradebook. A case that relies on a protection this machine cannot provide
-(see the report's sandbox header) is skipped with that reason; all the others must pass.
+tests then read its gradebook. It runs in whatever sandbox this machine gives (the full one
+when the tests run as root with namespaces and cgroups); a case that relies on a protection
+this machine cannot provide (see the report's sandbox header) is skipped with that reason; all
+the others must pass. The weaker (fallback) sandbox, resuming, path independence and the
+other whole-run properties are tested in test_grading_hostile.py.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from grading_cases import FULL, NOTEBOOK, POINTS, ROOT, adversarial, solution, write  # noqa: E402
+from grading_cases import FULL, MARKUP_NAME, NOTEBOOK, POINTS, ROOT, adversarial, solution, write  # noqa: E402
 
 from rnncourse.exercises import SETS, questions  # noqa: E402
 from rnncourse.grading import Limits, grade  # noqa: E402
 from rnncourse.grading.runner import draw_inputs, read_cells  # noqa: E402
 
-LIMITS = Limits(timeout=6, memory_mb=512, nproc=32)  # short, for the bomb cases; roomy for a loaded CI
+# Short, for the bomb cases; roomy enough for a loaded CI machine (an honest run takes < 1 s of CPU).
+LIMITS = Limits(timeout=12, cell_timeout=6, call_timeout=4, memory_mb=512, nproc=32, disk_mb=64)
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
            MPLBACKEND="Agg", PYTHONHASHSEED="0")
 
@@ -48,7 +52,7 @@ def graded(tmp_path_factory):
     ctx = {"out_dir": out, "other_submission": subs / f"correct_{NOTEBOOK}.ipynb", "world_writable": world}
     expected = adversarial(subs, ctx)
     before = sha(ctx["other_submission"])
-    run = grade("ex03", subs, out, seed=20240611, limits=LIMITS, jobs=2)
+    run = grade("ex03", subs, out, seed=20240611, limits=LIMITS, jobs=2, allow_weaker=True)
     yield {"run": run, "expected": expected, "ctx": ctx, "other_before": before, "out": out, "subs": subs}
     shutil.rmtree(world, ignore_errors=True)
     (ROOT / "PWNED.txt").unlink(missing_ok=True)  # only there if the sandbox failed
@@ -71,7 +75,13 @@ STUDENTS = ["correct", "wrong", "off_by_one", "raises", "loop_top", "loop_functi
             "invalid_json", "empty_file", "empty_notebook", "not_a_notebook", "renamed", "monkeypatch_numpy",
             "fake_equality", "nan_output", "read_solutions", "write_outside", "network", "print_megabytes",
             "float32", "returns_list", "forged_results", "kill_everything", "sys_exit", "syntax_error",
-            "magics_and_points_hack", "markup_in_error", "transposed"]
+            "magics_and_points_hack", "markup_in_error", "transposed",
+            # issue 14
+            "surrogate_error", "caf\ufffd", "x" * 229, MARKUP_NAME, "a b", "a_b", "deep_directory",
+            "sysv_leaker_1", "sysv_leaker_2", "shared_memory_bomb", "disk_filler", "setsid_cpu_hog", "output_flood",
+            "inputs_unreadable", "notebook_features", "complex_answer", "longdouble_answer", "unstable_softmax",
+            "mutates_input", "u_not_transposed", "index_error_in_loop", "zero_d_answer", "nbformat3",
+            "slow_cells_fast_calls"]
 
 
 def test_every_case_is_listed(graded):
@@ -96,7 +106,7 @@ def test_status_and_points(graded, student):
 
 def test_gradebook_has_one_row_per_submission(graded):
     rows = list(csv.DictReader((graded["out"] / "gradebook.csv").open(encoding="utf-8")))
-    assert [r["student"] for r in rows] == sorted(STUDENTS)
+    assert sorted(r["student"] for r in rows) == sorted(STUDENTS)
     assert list(rows[0]) == ["student", "submission", "status", *POINTS, "total", "max", "detail"]
     by_student = {r["student"]: r for r in rows}
     assert by_student["correct"]["status"] == "ok" and by_student["correct"]["total"] == str(FULL)
@@ -106,9 +116,35 @@ def test_gradebook_has_one_row_per_submission(graded):
             assert float(by_student[student]["total"]) == expect.total
 
 
+def test_limits_are_named_in_the_feedback(graded):
+    run = graded["run"]
+    assert "per-cell time limit (6 s)" in run.row("loop_top").detail
+    assert "per-call time limit (4 s)" in run.row("loop_function").questions[0].message
+    assert "endless loop" not in " ".join(q.message for q in run.row("loop_function").questions)
+    flood = run.row("output_flood")
+    assert "output limit" in flood.detail, flood.detail
+    if provided(run, ("memory",)):
+        bomb = run.row("shared_memory_bomb")
+        assert "memory limit (512 MB for all its processes, shared memory and files together)" in bomb.detail, bomb.detail
+    if provided(run, ("disk",)):
+        assert "No space left on device" in " ".join(run.row("disk_filler").cell_errors)
+
+
+def test_self_check_diagnoses_reach_the_gradebook(graded):
+    run = graded["run"]
+    msg = {s: " ".join(q.message for q in run.row(s).questions) for s in
+           ("unstable_softmax", "mutates_input", "u_not_transposed", "index_error_in_loop", "complex_answer")}
+    assert "subtract each row's maximum" in msg["unstable_softmax"]
+    assert "changed its input `dh_next` in place" in msg["mutates_input"]
+    assert "Backpropagation through time, derived" in msg["u_not_transposed"]
+    assert "likely mistake: an index ran past the end" in msg["index_error_in_loop"]
+    assert "complex numbers (dtype complex128)" in msg["complex_answer"]
+
+
 def test_feedback_per_submission_without_the_reference(graded):
     files = sorted((graded["out"] / "feedback").glob("*.md"))
-    assert [f.stem for f in files] == sorted(STUDENTS)
+    assert len(files) == len(STUDENTS)
+    assert all(len(f.name.encode()) <= 100 and f.name.isascii() for f in files)
     reference_bits = ["BEGIN SOLUTION", "def rnn_step_backward", "h_prev.T @ dz", "np.log(65)", "math.log",
                       "4.174", "lengths - 1]", "dz.sum(axis=0)"]
     for f in files:
@@ -116,10 +152,15 @@ def test_feedback_per_submission_without_the_reference(graded):
         for bit in reference_bits:
             assert bit not in text, (f.name, bit)
     markup = (graded["out"] / "feedback" / "markup_in_error.md").read_text(encoding="utf-8")
-    assert "<script>" not in markup and "&lt;script&gt;" in markup and len(markup) < 5000
+    assert "<script>" not in markup and "&lt;script&gt;" in markup and len(markup) < 6000
     wrong = (graded["out"] / "feedback" / "wrong.md").read_text(encoding="utf-8")
     assert "likely mistake: the tanh derivative is missing" in wrong
     assert "inputs were: dh_next (" in wrong  # shapes, not values
+    named = [f.read_text(encoding="utf-8") for f in files if f.name.startswith("bold")]
+    assert len(named) == 1 and "\\*\\*bold\\*\\* \\[x\\](javascript:alert(1)) &lt;b&gt;" in named[0]
+    assert len([f for f in files if f.name.startswith("a_b")]) == 2  # "a b" and "a_b" do not collide
+    surrogate = [f.read_text(encoding="utf-8") for f in files if f.name.startswith("surrogate_error")][0]
+    assert "bad \ufffd text" in surrogate  # the lone surrogate, made valid UTF-8
 
 
 def test_attacks_changed_nothing_outside_the_sandbox(graded):
@@ -151,9 +192,11 @@ def test_report_lists_the_protections_first(graded):
     lines = report.splitlines()
     assert lines[0] == "# Grading report: exercise set ex03"
     assert lines[2] == "## Sandbox"
-    for word in ("unprivileged user", "private file system", "no network", "PID namespace", "memory limit",
-                 "process limit", "output limit", "wall-clock limit"):
-        assert sum(word in line for line in lines[3:12]) == 1, word
+    for word in ("unprivileged user", "private file system", "no network", "PID namespace (", "private IPC",
+                 "memory limit", "process limit", "CPU limit", "disk quota", "output limit", "time limits",
+                 "nothing left behind"):
+        assert sum(word in line for line in lines[3:16]) == 1, word
+    assert lines[17].startswith("Sandbox mode: **")
     assert "seed: 20240611" in report
 
 
@@ -164,6 +207,7 @@ def test_report_says_what_is_not_active():
     lines = p.describe(Limits())
     assert any("separate unprivileged user: NOT ACTIVE (the grader is not root)" in line for line in lines)
     assert any("private file system" in line and ": active" in line for line in lines)
+    assert "WEAKER" in p.mode_line() and "user" in p.mode_line()
 
 
 def test_regrade_with_the_same_seed_is_identical(tmp_path):
@@ -178,7 +222,7 @@ def test_regrade_with_the_same_seed_is_identical(tmp_path):
     write(nb, subs / f"ben_{NOTEBOOK}.ipynb")
     outs = []
     for k in range(2):
-        grade("ex03", subs, tmp_path / f"out{k}", seed=7, limits=LIMITS, jobs=2)
+        grade("ex03", subs, tmp_path / f"out{k}", seed=7, limits=LIMITS, jobs=2, allow_weaker=True)
         outs.append([(tmp_path / f"out{k}" / name).read_text() for name in
                      ("gradebook.csv", "feedback/ann.md", "feedback/ben.md")])
     assert outs[0] == outs[1]
@@ -214,14 +258,14 @@ def test_cli_with_nbgrader_layout(tmp_path):
     (root / "submitted" / "cy" / "ex03").mkdir(parents=True)  # a student who handed in nothing
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "rnncourse.grading", "ex03", str(root), "--out", str(out),
-                           "--seed", "3", "--timeout", "20", "--jobs", "2", "--quiet"],
+                           "--seed", "3", "--timeout", "20", "--jobs", "2", "--quiet", "--allow-weaker-sandbox"],
                           capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("# Grading report: exercise set ex03\n\n## Sandbox")
     rows = list(csv.DictReader((out / "gradebook.csv").open()))
     assert [(r["student"], r["status"], r["total"]) for r in rows] == [
         ("amy", "ok", str(FULL)), ("bo", "ok", str(FULL)), ("cy", "invalid-notebook", "0")]
-    assert rows[0]["submission"] == "submitted/amy/ex03_numpy_rnn/ex03_numpy_rnn.ipynb"
+    assert rows[0]["submission"] == "amy/ex03_numpy_rnn/ex03_numpy_rnn.ipynb"
     assert (out / "feedback" / "cy.md").exists()
 
 
@@ -240,30 +284,7 @@ def test_every_registered_set_grades_its_solution_as_full_marks(tmp_path, set_id
     subs = tmp_path / "subs"
     subs.mkdir()
     shutil.copy(src, subs / f"teacher_{SETS[set_id]}.ipynb")
-    run = grade(set_id, subs, tmp_path / "out", seed=11, limits=Limits(timeout=60), jobs=1)
+    run = grade(set_id, subs, tmp_path / "out", seed=11, limits=Limits(timeout=120), jobs=1, allow_weaker=True)
     row = run.row("teacher")
     assert row.status == "ok", (row.detail, [q.message for q in row.questions])
     assert row.total == sum(q.points for q in questions(set_id).values())
-
-
-def test_without_namespaces_or_uid_the_report_says_so_and_grading_still_works(tmp_path, monkeypatch):
-    """A machine that allows none of the isolation: grading is still right, and the report's
-    sandbox header says what is missing instead of pretending."""
-    monkeypatch.setenv("RNNCOURSE_GRADER_DISABLE", "userns,mountns,netns,pidns,setuid")
-    sol = solution()
-    subs = tmp_path / "subs"
-    subs.mkdir()
-    write(sol, subs / f"ann_{NOTEBOOK}.ipynb")
-    nb = json.loads(json.dumps(sol))
-    for cell in nb["cells"]:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "temperature_softmax_code":
-            cell["source"] = "def temperature_softmax(logits, temperature):\n    while True:\n        pass\n"
-    write(nb, subs / f"ben_{NOTEBOOK}.ipynb")
-    run = grade("ex03", subs, tmp_path / "out", seed=5, limits=LIMITS, jobs=2)
-    assert [(r.submission.student, r.status, r.total) for r in run.results] == [("ann", "ok", FULL),
-                                                                                ("ben", "timeout", FULL - 2)]
-    header = (tmp_path / "out" / "report.md").read_text().split("## Run")[0]
-    for text in ("separate unprivileged user: NOT ACTIVE", "private file system", "no network (empty network "
-                 "namespace): NOT ACTIVE", "PID namespace (a timeout kills every process the submission "
-                 "started): NOT ACTIVE", "memory limit 512 MB (RLIMIT_AS): active"):
-        assert text in header, header

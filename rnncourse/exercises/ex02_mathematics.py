@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Mistake, Question, random_sizes
+from .core import Mistake, Question, RaiseHint, random_sizes
+
+BPTT = 'chapter 2, section "Backpropagation through time, derived"'
+TRUNCATED = 'chapter 2, section "Truncated BPTT"'
 
 
 def _tanh_rnn(rng, n, t, d, h, scale=1.0):
@@ -62,7 +65,7 @@ JACOBIAN_MISTAKES = (
     Mistake("the tanh derivative is missing: each step contributes diag(1 - h_t**2) U^T, not U^T alone",
             lambda **kw: _jacobian(**kw, derivative=False)),
     Mistake("off by one in time: step t's tanh derivative is 1 - h_t**2, at the state the step outputs, "
-            "not 1 - h_{t-1}**2 at the state it receives",
+            f"not 1 - h_{{t-1}}**2 at the state it receives ({BPTT}: g_t = delta_t * f'(z_t), z_t gives h_t)",
             lambda **kw: _jacobian(**kw, derivative_at_previous=True)),
     Mistake("the result is transposed: J[n, a, b] is the derivative of h_T[a] (rows) with respect to h_0[b] "
             "(columns)",
@@ -81,7 +84,7 @@ def truncated_inputs(rng):
 
 
 def _truncated(x, h0, h, dh_last, recurrent_kernel, k, *, steps=None, pair_with_current=False,
-               derivative=True, transpose_u=True):
+               derivative=True, transpose_u=True, carry=True, sign=1.0):
     t = h.shape[1]
     steps = k if steps is None else steps
     dkernel = np.zeros((x.shape[2], h.shape[2]))
@@ -93,8 +96,8 @@ def _truncated(x, h0, h, dh_last, recurrent_kernel, k, *, steps=None, pair_with_
         h_prev = h0 if step == 0 else h[:, step - 1]
         dkernel += x[:, step].T @ dz
         drecurrent_kernel += (h[:, step] if pair_with_current else h_prev).T @ dz
-        dh_t = dz @ u
-    return dkernel, drecurrent_kernel
+        dh_t = dz @ u if carry else dh_last
+    return sign * dkernel, sign * drecurrent_kernel
 
 
 def truncated_bptt(x, h0, h, dh_last, recurrent_kernel, k):
@@ -114,8 +117,25 @@ TRUNCATED_MISTAKES = (
             lambda **kw: _truncated(**kw, pair_with_current=True)),
     Mistake("the tanh derivative is missing: dz_t = dh_t * (1 - h_t**2)",
             lambda **kw: _truncated(**kw, derivative=False)),
-    Mistake("the gradient is carried back with U instead of U transposed: dh_{t-1} = dz_t U^T",
+    Mistake("the gradient is carried back with U instead of U transposed: dh_{t-1} = dz_t U^T "
+            f"({BPTT}: the g_(t+1) U^T term)",
             lambda **kw: _truncated(**kw, transpose_u=False)),
+    Mistake("the next step's gradient is not carried back: every step reuses dh_last, but dL/dh_(t-1) = "
+            f"dz_t U^T must feed the step before ({BPTT}: delta_t gets g_(t+1) U^T from all later steps)",
+            lambda **kw: _truncated(**kw, carry=False)),
+    Mistake("sign error: both gradients have the opposite sign (the chain rule has no minus sign; only the "
+            "update w -= lr * grad subtracts)",
+            lambda **kw: _truncated(**kw, sign=-1.0)),
+)
+
+TRUNCATED_HINTS = (
+    RaiseHint("IndexError", "off by one in the time loop: the states are h[:, 0] .. h[:, T-1], so the last k "
+                            f"steps are the array indices T-1 down to T-k, and h_(t-1) of index 0 is h0 ({TRUNCATED})"),
+)
+
+JACOBIAN_HINTS = (
+    RaiseHint("IndexError", "off by one in the time loop: the states are h[:, 0] .. h[:, T-1] (array index t is "
+                            "the state after step t + 1), so loop over range(T)"),
 )
 
 
@@ -159,9 +179,10 @@ def scalar_jacobian_answer() -> float:
 
 
 QUESTIONS = (
-    Question("jacobian_product", "jacobian_product", 3, jacobian_product, jacobian_inputs, JACOBIAN_MISTAKES),
+    Question("jacobian_product", "jacobian_product", 3, jacobian_product, jacobian_inputs, JACOBIAN_MISTAKES,
+             raise_hints=JACOBIAN_HINTS),
     Question("truncated_bptt", "truncated_bptt", 3, truncated_bptt, truncated_inputs, TRUNCATED_MISTAKES,
-             output_names=("dkernel", "drecurrent_kernel")),
+             output_names=("dkernel", "drecurrent_kernel"), raise_hints=TRUNCATED_HINTS),
     Question("readout_backward", "readout_backward", 2, readout_backward, readout_inputs, READOUT_MISTAKES,
              output_names=("dh", "dreadout_kernel", "dreadout_bias")),
     Question("scalar_jacobian", "answer_scalar_jacobian", 1, scalar_jacobian_answer, kind="value", atol=1e-4),

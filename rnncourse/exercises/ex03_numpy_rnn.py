@@ -7,7 +7,9 @@ import math
 import numpy as np
 
 from ..losses import softmax
-from .core import Mistake, Question, random_sizes
+from .core import Mistake, Question, RaiseHint, Stress, random_sizes
+
+BPTT = 'chapter 2, section "Backpropagation through time, derived"'
 
 
 # ----------------------------------------------------------------- Q1: the step backward pass
@@ -31,7 +33,8 @@ def rnn_step_backward(dh_next, x_t, h_prev, h_next, kernel, recurrent_kernel):
 
 
 STEP_BACKWARD_MISTAKES = (
-    Mistake("the tanh derivative is missing: dz = dh_next * (1 - h_next**2), not dh_next",
+    Mistake("the tanh derivative is missing: dz = dh_next * (1 - h_next**2), not dh_next "
+            f"({BPTT}: g_t = delta_t * f'(z_t))",
             lambda dh_next, x_t, h_prev, h_next, kernel, recurrent_kernel:
             _step_backward_given_dz(dh_next, x_t, h_prev, kernel, recurrent_kernel)),
     Mistake("the tanh derivative is taken at the wrong step: use h_next (this step's output), not h_prev",
@@ -43,11 +46,17 @@ STEP_BACKWARD_MISTAKES = (
     Mistake("tanh is applied to h_next again: h_next is already tanh(z), so tanh'(z) = 1 - h_next**2",
             lambda dh_next, x_t, h_prev, h_next, kernel, recurrent_kernel:
             _step_backward_given_dz(dh_next * (1 - np.tanh(h_next) ** 2), x_t, h_prev, kernel, recurrent_kernel)),
-    Mistake("sign error: every gradient has the opposite sign (the update rule subtracts; the gradient itself does not)",
+    Mistake("sign error: every gradient has the opposite sign (the update rule subtracts; the gradient itself "
+            f"does not; {BPTT} has no minus sign)",
             lambda **kw: tuple(-g for g in rnn_step_backward(**kw))),
     Mistake("the weight gradients are averaged over the batch; they should be summed (the loss already did any averaging)",
             lambda dh_next, **kw: (lambda g: (g[0], g[1], g[2] / len(dh_next), g[3] / len(dh_next), g[4] / len(dh_next)))(
                 rnn_step_backward(dh_next, **kw))),
+    Mistake("dh_prev uses U where U transposed belongs: with row vectors z = x W + h_prev U + b, so "
+            f"dh_prev = dz U^T, i.e. dz @ recurrent_kernel.T ({BPTT}: the g_(t+1) U^T term)",
+            lambda dh_next, x_t, h_prev, h_next, kernel, recurrent_kernel: (
+                lambda dz: (dz @ kernel.T, dz @ recurrent_kernel, x_t.T @ dz, h_prev.T @ dz, dz.sum(axis=0)))(
+                dh_next * (1.0 - h_next**2))),
 )
 
 # -------------------------------------------------------- Q2: the last real state of a padded batch
@@ -63,6 +72,11 @@ def last_state_inputs(rng):
 def last_hidden_state(h, lengths):
     return h[np.arange(h.shape[0]), lengths - 1]
 
+
+LAST_STATE_HINTS = (
+    RaiseHint("IndexError", "an index ran past the end of the time axis: a sequence of length L ends at index "
+                            "L - 1 (indices start at 0), and the longest rows have length T"),
+)
 
 LAST_STATE_MISTAKES = (
     Mistake("h[:, -1] is the state after the padding too; each row must stop at its own length",
@@ -83,6 +97,21 @@ def temperature_softmax(logits, temperature):
     return softmax(logits / temperature)
 
 
+def temperature_stress_inputs(rng):
+    """Logits in the hundreds: exp overflows to inf unless the row maximum is subtracted first."""
+    n, v = int(rng.integers(2, 5)), int(rng.integers(3, 9))
+    logits = 400.0 * rng.standard_normal((n, v))
+    logits[0, 0] = 1000.0
+    return dict(logits=logits, temperature=0.7)
+
+
+TEMPERATURE_STRESS = (
+    Stress(temperature_stress_inputs,
+           "the softmax is not numerically stable: for logits in the hundreds exp(logits / T) overflows to inf "
+           "and the result is NaN; subtract each row's maximum before exp (softmax(z) = softmax(z - max z), "
+           "chapter 3's softmax does it)"),
+)
+
 TEMPERATURE_MISTAKES = (
     Mistake("the logits are multiplied by the temperature; divide them: softmax(logits / T)",
             lambda logits, temperature: softmax(logits * temperature)),
@@ -99,9 +128,10 @@ TEMPERATURE_MISTAKES = (
 QUESTIONS = (
     Question("rnn_step_backward", "rnn_step_backward", 4, rnn_step_backward, step_backward_inputs,
              STEP_BACKWARD_MISTAKES, output_names=("dx_t", "dh_prev", "dkernel", "drecurrent_kernel", "dbias")),
-    Question("last_hidden_state", "last_hidden_state", 2, last_hidden_state, last_state_inputs, LAST_STATE_MISTAKES),
+    Question("last_hidden_state", "last_hidden_state", 2, last_hidden_state, last_state_inputs, LAST_STATE_MISTAKES,
+             raise_hints=LAST_STATE_HINTS),
     Question("temperature_softmax", "temperature_softmax", 2, temperature_softmax, temperature_inputs,
-             TEMPERATURE_MISTAKES),
+             TEMPERATURE_MISTAKES, stress=TEMPERATURE_STRESS),
     Question("initial_loss", "answer_initial_loss", 1, lambda: math.log(65), kind="value", atol=0.01),
     Question("carried_state", "answer_carried_state", 1, lambda: "a", kind="value", choices=("a", "b", "c")),
 )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Mistake, Question, random_sizes
+from .core import Mistake, Question, RaiseHint, random_sizes
+
+BPTT = 'chapter 2, section "Backpropagation through time, derived"'
 
 
 # ----------------------------------------------- Q1: clipping a log of gradients, step by step
@@ -109,14 +111,14 @@ def norm_curve_inputs(rng):
 
 
 def _norm_curve(h, recurrent_kernel, dh_last, *, derivative=True, transpose_u=True, at_earlier=False,
-                norm="global"):
+                norm="global", carry=True):
     t = h.shape[1]
     u = recurrent_kernel.T if transpose_u else recurrent_kernel
     grads = [dh_last]
     for step in range(t - 1, 0, -1):  # from dL/dh_step to dL/dh_{step-1}
         at = h[:, step - 1] if at_earlier else h[:, step]
         d = 1.0 - at**2 if derivative else 1.0
-        grads.append((grads[-1] * d) @ u)
+        grads.append(((grads[-1] if carry else dh_last) * d) @ u)
     grads = grads[::-1]  # entry t: the gradient with respect to h[:, t]
     if norm == "global":
         return np.array([np.sqrt((g**2).sum()) for g in grads])
@@ -131,7 +133,8 @@ def gradient_norms(h, recurrent_kernel, dh_last):
 NORM_CURVE_MISTAKES = (
     Mistake("the tanh derivative is missing: going back one step multiplies by (1 - h_t**2) before U^T",
             lambda **kw: _norm_curve(**kw, derivative=False)),
-    Mistake("U is used where U transposed belongs: dL/dh_{t-1} = (dL/dh_t * (1 - h_t**2)) U^T",
+    Mistake("U is used where U transposed belongs: dL/dh_{t-1} = (dL/dh_t * (1 - h_t**2)) U^T "
+            f"({BPTT})",
             lambda **kw: _norm_curve(**kw, transpose_u=False)),
     Mistake("off by one in time: the step from h_{t-1} to h_t has derivative 1 - h_t**2, at the later "
             "state, not at h_{t-1}",
@@ -140,6 +143,14 @@ NORM_CURVE_MISTAKES = (
             lambda **kw: _norm_curve(**kw)[::-1]),
     Mistake("the per-example norms are averaged; take one norm of the whole (N, H) gradient",
             lambda **kw: _norm_curve(**kw, norm="mean")),
+    Mistake("the gradient is not carried back: each step starts again from dh_last, but dL/dh_(t-1) is "
+            f"computed from dL/dh_t, the step after it ({BPTT}: the g_(t+1) U^T term)",
+            lambda **kw: _norm_curve(**kw, carry=False)),
+)
+
+NORM_CURVE_HINTS = (
+    RaiseHint("IndexError", "off by one in the time loop: the states are h[:, 0] .. h[:, T-1]; going back from "
+                            "index t to t - 1 uses 1 - h[:, t]**2, for t from T-1 down to 1"),
 )
 
 
@@ -176,7 +187,8 @@ SPECTRAL_MISTAKES = (
 QUESTIONS = (
     Question("clip_gradients", "clip_gradients", 3, clip_gradients, clip_inputs, CLIP_MISTAKES,
              output_names=("dkernel", "drecurrent_kernel", "dbias", "norms")),
-    Question("gradient_norms", "gradient_norms", 3, gradient_norms, norm_curve_inputs, NORM_CURVE_MISTAKES),
+    Question("gradient_norms", "gradient_norms", 3, gradient_norms, norm_curve_inputs, NORM_CURVE_MISTAKES,
+             raise_hints=NORM_CURVE_HINTS),
     Question("spectral_radius", "spectral_radius", 2, spectral_radius, spectral_inputs, SPECTRAL_MISTAKES),
     Question("adding_baseline", "answer_adding_baseline", 1, lambda: 1.0 / 6.0, kind="value", atol=1e-3),
     Question("what_clipping_fixes", "answer_what_clipping_fixes", 1, lambda: "a", kind="value",

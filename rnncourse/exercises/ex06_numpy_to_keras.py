@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..losses import log_softmax
-from .core import Mistake, Question, random_sizes
+from .core import Mistake, Question, Stress, random_sizes
 
 
 def _torch_weights(rng, gates):
@@ -153,6 +153,22 @@ LOSS_MISTAKES = (
 )
 
 
+def loss_stress_inputs(rng):
+    """Logits in the hundreds: log(softmax) and exp overflow unless the row maximum is subtracted."""
+    inputs = loss_inputs(rng)
+    inputs["logits"] = 300.0 * inputs["logits"]
+    inputs["logits"][0, -1, 0] = 1000.0
+    return inputs
+
+
+LOSS_STRESS = (
+    Stress(loss_stress_inputs,
+           "the loss is not numerically stable: for logits in the hundreds exp overflows (inf, NaN) or "
+           "log(softmax) takes log(0); use the log-softmax shifted by each row's maximum, "
+           "z - max(z) - log(sum(exp(z - max(z)))), as chapter 3's losses do"),
+)
+
+
 def bidirectional_lstm_params() -> int:
     """Bidirectional(LSTM(32)) on 10 features: two LSTMs, each 4 (D H + H H + H)."""
     d, h = 10, 32
@@ -171,7 +187,7 @@ QUESTIONS = (
     Question("torch_gru_to_keras", "torch_gru_to_keras", 2, torch_gru_to_keras, gru_inputs, GRU_MISTAKES,
              output_names=("kernel", "recurrent_kernel", "bias")),
     Question("masked_sequence_loss", "masked_sequence_loss", 3, masked_sequence_loss, loss_inputs, LOSS_MISTAKES,
-             output_names=("loss", "dlogits")),
+             output_names=("loss", "dlogits"), stress=LOSS_STRESS),
     Question("bidirectional_params", "answer_bidirectional_params", 1, bidirectional_lstm_params, kind="value",
              atol=0.5),
     Question("gru_params", "answer_gru_params", 1, gru_params, kind="value", atol=0.5),

@@ -1,30 +1,36 @@
 """What the grader writes: the gradebook CSV, one feedback file per submission, a report.
 
 Feedback says, for each question, the verdict and the diagnosis (the likely mistake), and for
-the notebook what raised, timed out or died. It never contains the reference solution, and
-about the grader's inputs it gives only their shapes. Messages that come from the learner's own
-code (exception messages) are cut to a few hundred characters.
+the notebook what raised, which limit was hit, or what died. It never contains the reference
+solution, and about the grader's inputs it gives only their shapes. Text that comes from a
+submission (its name, exception messages, the first line of a cell) is made valid UTF-8,
+inert in Markdown and HTML, and cut to a few hundred characters; in the CSV it cannot be read
+as a formula.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import re
+import secrets
 from pathlib import Path
 
-from .runner import STATUSES, SubmissionResult
+from .runner import STATUSES, SubmissionResult, clean_text
+from .sandbox import Limits
 
 STATUS_MEANING = {
     "ok": "everything ran and every answer is right",
     "wrong": "everything ran, but some answers are wrong",
     "error": "a cell raised an error, or a graded function raised or is missing",
-    "timeout": "something ran longer than the time limit",
-    "kernel-died": "the process running the notebook died (os._exit, a crash, or the memory limit)",
+    "timeout": "a time limit was reached (per cell, per graded call, per run, or CPU time)",
+    "kernel-died": "the process running the notebook died (os._exit, a crash, the memory or output limit)",
     "invalid-notebook": "the file could not be read as a notebook with code, so nothing ran",
     "grader-error": "the grader failed on this submission (not the student's doing): regrade it",
 }
+MAX_NAME = 80  # characters of a feedback file's name taken from the student id
 
 
 def fmt_points(x: float) -> str:
@@ -33,23 +39,32 @@ def fmt_points(x: float) -> str:
 
 def _cell(text: str) -> str:
     """A CSV cell that a spreadsheet will not read as a formula."""
-    text = str(text).replace("\r", " ").replace("\n", " ")
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t") else text
+    text = clean_text(text).replace("\r", " ").replace("\n", " ")
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "|", "%") else text
 
 
 def safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", text).strip("._") or "student"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", clean_text(text)).strip("._-") or "student"
 
 
-def feedback_names(results: list[SubmissionResult]) -> list[str]:
-    names, used = [], set()
-    for r in results:
-        base = safe_name(r.submission.student)
-        name, k = base, 2
-        while name in used:
-            name, k = f"{base}-{k}", k + 1
-        used.add(name)
-        names.append(name + ".md")
+def feedback_name(sub, duplicate: bool) -> str:
+    """`<student>.md`, or, when the id had to be changed to be a safe file name (or cut, or is
+    shared by two submissions), `<safe id>-<hash of its path>.md`: stable across runs and
+    never the same for two submissions."""
+    base = safe_name(sub.student)
+    if base != sub.student or len(base) > MAX_NAME or duplicate:
+        digest = hashlib.sha256(sub.key.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+        base = f"{base[:MAX_NAME]}-{digest}"
+    return base + ".md"
+
+
+def feedback_names(results_or_subs) -> list[str]:
+    subs = [getattr(r, "submission", r) for r in results_or_subs]
+    counts: dict[str, int] = {}
+    for s in subs:
+        counts[safe_name(s.student).lower()] = counts.get(safe_name(s.student).lower(), 0) + 1
+    names = [feedback_name(s, counts[safe_name(s.student).lower()] > 1) for s in subs]
+    assert len(set(n.lower() for n in names)) == len(names), "feedback names collide"
     return names
 
 
@@ -65,15 +80,19 @@ def gradebook_csv(results: list[SubmissionResult], question_ids: list[str]) -> s
     return buf.getvalue()
 
 
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|~])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+
+
 def _md(text: str) -> str:
-    """Text that may come from the learner's code, made inert in Markdown and HTML: no tags,
-    no code spans, no table breaks, one line."""
-    text = str(text).replace("\r", " ").replace("\n", " ")
+    """Text that may come from the learner, made inert in Markdown and HTML: one line, valid
+    UTF-8, no tags or entities, every Markdown punctuation mark escaped."""
+    text = clean_text(text).replace("\r", " ").replace("\n", " ")
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("|", "\\|").replace("`", "\\`")
+    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), text)
 
 
-def feedback_markdown(r: SubmissionResult, set_id: str) -> str:
+def feedback_markdown(r: SubmissionResult, set_id: str, limits: Limits | None = None, mode_line: str = "") -> str:
+    limits = limits or Limits()
     lines = [f"# Feedback: exercise set {set_id}", "",
              f"- student: {_md(r.submission.student)}",
              f"- submission: {_md(r.submission.label)}",
@@ -91,19 +110,27 @@ def feedback_markdown(r: SubmissionResult, set_id: str) -> str:
     if r.incidents or r.cell_errors:
         lines += ["## While running the notebook", ""]
         lines += [f"- {_md(x)}" for x in r.incidents + r.cell_errors] + [""]
+    cell = f"{limits.cell_timeout:g} s per cell, " if limits.cell_timeout else ""
+    call = f"{limits.call_timeout:g} s per graded call, " if limits.call_timeout else ""
     lines += ["Each function was called on fresh random inputs drawn by the grader, outside your notebook; "
-              "the inputs' shapes are listed where an answer was wrong.", ""]
+              "the inputs' shapes are listed where an answer was wrong.", "",
+              f"Limits of this grading: {cell}{call}{limits.timeout:g} s per run of the notebook; "
+              f"{limits.memory_mb} MB of memory; {limits.disk_mb} MB of files; notebooks up to "
+              f"{limits.max_notebook_mb} MB.", ""]
     return "\n".join(lines)
 
 
 def report_markdown(set_id: str, results: list[SubmissionResult], protections_lines: list[str], seed: int,
-                    ignored: list[str], seconds: float, jobs: int, command: str) -> str:
+                    ignored: list[str], seconds: float, jobs: int, command: str, mode_line: str = "",
+                    resumed: int = 0) -> str:
     counts = {s: sum(r.status == s for r in results) for s in STATUSES}
     lines = [f"# Grading report: exercise set {set_id}", "", "## Sandbox", "", *protections_lines, "",
+             *([mode_line, ""] if mode_line else []),
              "## Run", "",
              f"- command: `{command}`",
              f"- seed: {seed} (regrade identically with `--seed {seed}`)",
-             f"- submissions: {len(results)}, graded in {seconds:.1f} s with {jobs} parallel job(s)",
+             f"- submissions: {len(results)}, graded in {seconds:.1f} s with {jobs} parallel job(s)"
+             + (f"; {resumed} result(s) taken over from an interrupted run" if resumed else ""),
              "- statuses: " + ", ".join(f"{s} {n}" for s, n in counts.items() if n), ""]
     if ignored:
         lines += ["Ignored entries (not submissions):", ""] + [f"- {_md(x)}" for x in ignored] + [""]
@@ -111,6 +138,14 @@ def report_markdown(set_id: str, results: list[SubmissionResult], protections_li
 
 
 def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Write a file whole or not at all (a short temporary name, whatever the final name)."""
+    tmp = path.with_name(f".tmp-{secrets.token_hex(6)}")
+    try:
+        with open(tmp, "w", encoding="utf-8", errors="replace") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)

@@ -2,12 +2,14 @@
 
 Statuses (one per submission; the first that applies, in this order):
 
-    invalid-notebook  the file is not JSON, not a notebook (no list of cells), or has no code;
-                      or no notebook was found for the student. Nothing ran; 0 points.
+    invalid-notebook  the file is not JSON, not a notebook (no list of cells), has no code, is
+                      larger than the stated size limit, is not a regular file; or no notebook
+                      was found for the student. Nothing ran; 0 points.
     kernel-died       the process running the submission ended before finishing: os._exit,
-                      sys.exit from C code, a signal (segfault, kill), or the memory limit
-                      (a MemoryError is treated as fatal, as an out-of-memory kill would be).
-    timeout           a run exceeded the wall-clock limit (a cell, or one function call).
+                      sys.exit from C code, a signal (segfault, kill), the memory limit (a
+                      MemoryError is treated as fatal, as an out-of-memory kill would be) or
+                      the output limit.
+    timeout           a time limit was hit: per cell, per graded call, per run, or CPU time.
     error             a top-level cell raised (NameError, NotImplementedError, SyntaxError, ...)
                       or a graded function raised on the grader's inputs, or is missing.
     wrong             everything ran, but some answer is wrong.
@@ -15,73 +17,103 @@ Statuses (one per submission; the first that applies, in this order):
     grader-error      the grader itself failed on this submission (a bug or a broken machine,
                       never the student's doing): regrade it.
 
-When a cell or a function call kills the run or times out, the grader notes it, runs the
-notebook again without that cell (or without calling that function again) and carries on, so
-one bad cell costs that cell, not the whole notebook. At most `max_runs` runs per submission.
+When a cell or a function call kills the run or hits a limit, the grader notes which limit,
+runs the notebook again without that cell (or without calling that function again) and
+carries on, so one bad cell costs that cell, not the whole notebook. At most `max_runs` runs
+per submission.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import math
+import os
 import re
-import shutil
+import stat
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..exercises import SETS, questions
-from ..exercises.core import Question, Verdict, compare_function, compare_value
-from .sandbox import LAUNCHER_FAILED, MEMORY_EXIT, Sandbox
+from ..exercises.core import (Question, Verdict, compare_function, compare_value, mutation_message,
+                              raised_message, stress_verdict)
+from .sandbox import LAUNCHER_FAILED, MEMORY_EXIT, Limits, Sandbox
 
 STATUSES = ("ok", "wrong", "error", "timeout", "kernel-died", "invalid-notebook", "grader-error")
 SEVERITY = {"ok": 0, "wrong": 1, "error": 2, "timeout": 3, "kernel-died": 4, "invalid-notebook": 5, "grader-error": 6}
-MAX_NOTEBOOK_BYTES = 20 * 2**20
-MAX_ANSWER_BYTES = 32 * 2**20
+MAX_NOTEBOOK_BYTES = Limits().max_notebook_mb * 2**20
+MAX_ANSWER_BYTES = 4 * 2**20
 TRIALS = 3
+
+
+def clean_text(text) -> str:
+    """Any text (a file name's bytes, a notebook's text, the learner's exception) as valid
+    UTF-8 without control characters: lone surrogates and undecodable bytes become U+FFFD."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    text = str(text).encode("utf-8", "replace").decode("utf-8").replace("?", "?")
+    text = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text) if not text.isascii() else text
+    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", "\ufffd", text)
 
 
 # --------------------------------------------------------------------------- submissions
 @dataclass
 class Submission:
-    student: str
-    path: Path | None          # None: the student's folder holds no notebook for this set
-    label: str                 # the path shown in the gradebook, relative to the submissions folder
+    student: str               # as shown (made valid UTF-8)
+    path: Path | None          # None: the student's folder holds no usable notebook for this set
+    label: str                 # the path shown in the gradebook, relative to the submissions root
+    key: str = ""              # what the inputs are drawn from: the path relative to the root
+    problem: str = ""          # why `path` is None, said to the student
+
+    def __post_init__(self):
+        self.key = self.key or self.label
 
 
 def notebook_name(set_id: str) -> str:
     return SETS[set_id]
 
 
+def _rel(path: Path, root: Path) -> str:
+    return clean_text(os.fsencode(str(path.relative_to(root))))
+
+
 def discover(set_id: str, folder: Path) -> tuple[list[Submission], list[str]]:
     """Submissions in `folder`, flat (`<student>_<notebook>.ipynb`) or nbgrader's layout
     (`[submitted/]<student>/<set or notebook>/<notebook>.ipynb`). Returns them and the names
-    of entries that were ignored."""
+    of entries that were ignored. Labels and input keys are relative to the submissions root
+    (`submitted/` when there is one), so `course` and `course/submitted` grade identically."""
     folder = Path(folder)
     nb = notebook_name(set_id)
     subs, ignored = [], []
     root = folder / "submitted" if (folder / "submitted").is_dir() else folder
-    for entry in sorted(root.iterdir()):
-        if entry.is_file() and entry.name.endswith(".ipynb"):
-            stem = entry.name[: -len(".ipynb")]
+    for entry in sorted(root.iterdir(), key=lambda p: os.fsencode(p.name)):
+        name = clean_text(os.fsencode(entry.name))
+        if entry.name.startswith("."):
+            ignored.append(name + " (hidden)")
+        elif entry.name.lower().endswith(".ipynb") and (entry.is_file() or entry.is_symlink()):
+            stem = name[: -len(".ipynb")]
             student = stem[: -len(nb) - 1] if stem.endswith("_" + nb) and len(stem) > len(nb) + 1 else stem
-            subs.append(Submission(student, entry, str(entry.relative_to(folder))))
-        elif entry.is_dir() and not entry.name.startswith("."):
-            set_dir = next((entry / name for name in (set_id, nb) if (entry / name).is_dir()), None)
+            subs.append(Submission(student, entry, _rel(entry, root)))
+        elif entry.is_dir() and not entry.is_symlink():
+            set_dir = next((entry / n for n in (set_id, nb) if (entry / n).is_dir()), None)
             if set_dir is None:
-                ignored.append(str(entry.relative_to(folder)) + "/ (no folder " + f"{set_id}/ or {nb}/)")
+                subs.append(Submission(name, None, name + "/", problem=f"no folder {set_id}/ or {nb}/ was handed in"))
                 continue
-            found = sorted(p for p in set_dir.glob("*.ipynb") if p.is_file())
+            found = sorted((p for p in set_dir.iterdir() if p.name.lower().endswith(".ipynb")),
+                           key=lambda p: os.fsencode(p.name))
             preferred = [p for p in found if p.name == nb + ".ipynb"]
             path = preferred[0] if preferred else (found[0] if len(found) == 1 else None)
-            label = str(path.relative_to(folder)) if path else str(set_dir.relative_to(folder)) + "/"
-            subs.append(Submission(entry.name, path, label))
+            label = _rel(path, root) if path else _rel(set_dir, root) + "/"
+            problem = "" if path else (f"no notebook in {_rel(set_dir, root)}/" if not found else
+                                       f"{len(found)} notebooks in {_rel(set_dir, root)}/ and none is named {nb}.ipynb")
+            subs.append(Submission(name, path, label, problem=problem))
         else:
-            ignored.append(str(entry.relative_to(folder)))
+            ignored.append(name)
     return subs, ignored
 
 
@@ -107,20 +139,65 @@ def _magics_transformer():
 _TRANSFORM = None
 
 
-def read_cells(path: Path | None) -> list[dict]:
+def _read_file(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes: a regular file only (no link, no device), at most `max_bytes`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise InvalidNotebook("a symbolic link, not a file") from None
+        raise InvalidNotebook(f"the file could not be opened ({exc.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidNotebook("not a regular file")
+        if info.st_size == 0:
+            raise InvalidNotebook("the file is empty")
+        if info.st_size > max_bytes:
+            raise InvalidNotebook(f"the file is {info.st_size / 2**20:.0f} MB, more than the limit of "
+                                  f"{max_bytes // 2**20} MB (clear large outputs, e.g. images, and hand it in again)")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+
+
+def _source(cell: dict, key: str = "source") -> str:
+    src = cell.get(key, "")
+    if isinstance(src, list):
+        src = "".join(s for s in src if isinstance(s, str))
+    return src if isinstance(src, str) else ""
+
+
+def _nbformat3_cells(nb: dict) -> list | None:
+    """The cells of an nbformat 3 notebook (worksheets, code under "input"), as version 4."""
+    sheets = nb.get("worksheets")
+    if not isinstance(sheets, list):
+        return None
+    cells = []
+    for sheet in sheets:
+        for cell in (sheet.get("cells", []) if isinstance(sheet, dict) else []):
+            if isinstance(cell, dict) and cell.get("cell_type") == "code":
+                cells.append({"cell_type": "code", "source": _source(cell, "input")})
+            elif isinstance(cell, dict):
+                cells.append({"cell_type": cell.get("cell_type", "markdown"), "source": ""})
+    return cells
+
+
+def read_cells(path: Path | None, max_bytes: int = MAX_NOTEBOOK_BYTES) -> list[dict]:
     """The code cells of a notebook, magics turned into calls of a stub get_ipython()."""
     global _TRANSFORM
     if path is None:
         raise InvalidNotebook("no notebook was submitted")
-    size = path.stat().st_size
-    if size == 0:
-        raise InvalidNotebook("the file is empty")
-    if size > MAX_NOTEBOOK_BYTES:
-        raise InvalidNotebook(f"the file is {size / 2**20:.0f} MB, more than {MAX_NOTEBOOK_BYTES // 2**20} MB")
+    data = _read_file(path, max_bytes)
     try:
-        nb = json.loads(path.read_bytes().decode("utf-8"))
+        nb = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidNotebook(f"not valid JSON ({type(exc).__name__})") from None
+    if isinstance(nb, dict) and not isinstance(nb.get("cells"), list):
+        cells3 = _nbformat3_cells(nb)
+        if cells3 is not None:
+            nb = {"cells": cells3}
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise InvalidNotebook("JSON, but not a Jupyter notebook (no list of cells)")
     if _TRANSFORM is None:
@@ -129,16 +206,14 @@ def read_cells(path: Path | None) -> list[dict]:
     for index, cell in enumerate(nb["cells"]):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
-        src = cell.get("source", "")
-        if isinstance(src, list):
-            src = "".join(s for s in src if isinstance(s, str))
-        if not isinstance(src, str) or not src.strip():
+        src = _source(cell)
+        if not src.strip():
             continue
         try:
             code = _TRANSFORM(src)
         except Exception:
             code = src
-        head = next((line.strip() for line in src.splitlines() if line.strip()), "")
+        head = clean_text(next((line.strip() for line in src.splitlines() if line.strip()), ""))
         cells.append({"index": index, "code": code, "head": head[:50] + ("..." if len(head) > 50 else "")})
     if not cells:
         raise InvalidNotebook("the notebook has no code")
@@ -146,10 +221,16 @@ def read_cells(path: Path | None) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- inputs
+def n_calls(q: Question, trials: int) -> int:
+    return trials + len(q.stress) if q.kind == "function" else 1
+
+
 def draw_inputs(qs: list[Question], seed: int, key: str, trials: int = TRIALS) -> dict[tuple[str, int], dict]:
-    """Fresh inputs per question and trial, from `seed` and the submission's key: the same
-    seed regrades identically, and one student's inputs do not depend on who else is graded."""
-    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
+    """Fresh inputs per question and trial (then one per stress case), from `seed` and the
+    submission's key (its path relative to the submissions root): the same seed regrades
+    identically, and one student's inputs depend neither on who else is graded, nor on the
+    order, nor on the path the instructor typed."""
+    digest = int.from_bytes(hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()[:8], "little")
     inputs = {}
     for k, q in enumerate(qs):
         if q.kind != "function":
@@ -157,32 +238,40 @@ def draw_inputs(qs: list[Question], seed: int, key: str, trials: int = TRIALS) -
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(digest, k)))
         for t in range(trials):
             inputs[(q.id, t)] = q.make_inputs(rng)
+        for s, stress in enumerate(q.stress):
+            inputs[(q.id, trials + s)] = stress.make_inputs(rng)
     return inputs
 
 
-def write_job(run_dir: Path, cells: list[dict], qs: list[Question], inputs: dict, trials: int,
-              skip_cells: set[int], skip_questions: set[str]) -> None:
-    arrays, specs = {}, []
+def _scalars(first: dict) -> dict:
+    out = {}
+    for name, value in first.items():
+        if isinstance(value, (bool, np.bool_)):
+            out[name] = "bool"
+        elif isinstance(value, (int, np.integer)):
+            out[name] = "int"
+        elif isinstance(value, (float, np.floating)):
+            out[name] = "float"
+    return out
+
+
+def build_job(cells: list[dict], qs: list[Question], inputs: dict, trials: int,
+              skip_cells: set[int], skip_questions: set[str]) -> tuple[bytes, dict]:
+    """The job sent to the harness (JSON bytes) and each call's inputs as .npz bytes."""
+    specs, blobs = [], {}
     for q in qs:
-        spec = {"id": q.id, "name": q.name, "kind": q.kind, "trials": trials, "args": [], "scalars": {}}
+        spec = {"id": q.id, "name": q.name, "kind": q.kind, "trials": n_calls(q, trials), "args": [], "scalars": {}}
         if q.kind == "function":
             first = inputs[(q.id, 0)]
-            spec["args"] = list(first)
-            for name, value in first.items():
-                if isinstance(value, (bool, np.bool_)):
-                    spec["scalars"][name] = "bool"
-                elif isinstance(value, (int, np.integer)):
-                    spec["scalars"][name] = "int"
-                elif isinstance(value, (float, np.floating)):
-                    spec["scalars"][name] = "float"
-            for t in range(trials):
-                for name, value in inputs[(q.id, t)].items():
-                    arrays[f"{q.id}/{t}/{name}"] = np.asarray(value)
+            spec["args"], spec["scalars"] = list(first), _scalars(first)
+            if q.id not in skip_questions:
+                for t in range(n_calls(q, trials)):
+                    buf = io.BytesIO()
+                    np.savez(buf, **{name: np.asarray(v) for name, v in inputs[(q.id, t)].items()})
+                    blobs[(q.id, t)] = buf.getvalue()
         specs.append(spec)
-    np.savez(run_dir / "inputs.npz", **arrays)
-    job = {"cells": cells, "questions": specs, "skip_cells": sorted(skip_cells),
-           "skip_questions": sorted(skip_questions)}
-    (run_dir / "job.json").write_text(json.dumps(job), encoding="utf-8")
+    job = {"cells": cells, "questions": specs, "skip_cells": sorted(skip_cells), "skip_questions": sorted(skip_questions)}
+    return json.dumps(job).encode("utf-8", "surrogatepass"), blobs
 
 
 # --------------------------------------------------------------------------- answers
@@ -203,7 +292,8 @@ def decode_item(item) -> object:
         raise ValueError("malformed answer")
     if item.get("k") == "array":
         dtype = np.dtype(str(item["dtype"]))
-        if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None or dtype.itemsize > 8:
+        if dtype.kind not in "biufc" or dtype.fields is not None or dtype.subdtype is not None or \
+                dtype.itemsize > (16 if dtype.kind == "c" else 8):
             raise ValueError("unsupported dtype")
         shape = item["shape"]
         if not isinstance(shape, list) or len(shape) > 32 or not all(type(n) is int and 0 <= n for n in shape):
@@ -281,6 +371,17 @@ class SubmissionResult:
     def max_total(self) -> float:
         return sum(q.max_points for q in self.questions)
 
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["submission"] = {k: v for k, v in d["submission"].items() if k != "path"}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, submission: Submission) -> "SubmissionResult":
+        qs = [QuestionResult(**q) for q in d["questions"]]
+        return cls(submission, d["status"], qs, list(d["cell_errors"]), list(d["incidents"]), d["detail"],
+                   int(d["runs"]), float(d["seconds"]))
+
 
 def _shapes(inputs: dict) -> str:
     return ", ".join(f"{k} {v.shape}" for k, v in inputs.items() if isinstance(v, np.ndarray))
@@ -288,7 +389,8 @@ def _shapes(inputs: dict) -> str:
 
 def judge_function(q: Question, trials: int, answers: dict, inputs: dict) -> tuple[str, Verdict]:
     """The verdict for a function question from the answers the child sent, computed here."""
-    for t in range(trials):
+    for t in range(n_calls(q, trials)):
+        stress = q.stress[t - trials] if t >= trials else None
         ans = answers.get((q.id, t))
         if ans is None:
             return "error", Verdict(False, f"{q.name}: no answer was received (the notebook stopped before it was called)")
@@ -296,18 +398,28 @@ def judge_function(q: Question, trials: int, answers: dict, inputs: dict) -> tup
             return "error", Verdict(False, f"{q.name} is not defined: the grader calls a function named exactly "
                                            f"`{q.name}` (was it renamed, or did its cell fail?)")
         if "notcallable" in ans:
-            return "error", Verdict(False, f"{q.name} must be a function; it is a {str(ans['notcallable'])[:60]}")
+            return "error", Verdict(False, f"{q.name} must be a function; it is a {clean_text(ans['notcallable'])[:60]}")
         if "raised" in ans:
             if ans.get("notimpl"):
                 return "error", Verdict(False, f"{q.name} is not implemented yet (it raises NotImplementedError)")
-            return "error", Verdict(False, f"{q.name} raised {str(ans['raised'])[:400]}",
-                                    [f"inputs were: {_shapes(inputs[(q.id, t)])}"])
+            name, _, text = clean_text(ans["raised"])[:400].partition(": ")
+            if stress is not None:
+                return "wrong", Verdict(False, f"{q.name}: likely mistake: {stress.describe}",
+                                        [f"{q.name} raised {name} on these inputs"])
+            verdict = raised_message(q, name, text)
+            verdict.details.append(f"inputs were: {_shapes(inputs[(q.id, t)])}")
+            return "error", verdict
         try:
             got = decode_output(ans.get("out"))
         except Exception as exc:
             return "wrong", Verdict(False, f"{q.name}: the answer could not be read ({exc})")
+        mutated = [clean_text(m)[:60] for m in ans.get("mutated", []) if isinstance(m, str)][:20]
+        mutated = [m for m in mutated if m in inputs[(q.id, t)]]
         try:
-            verdict = compare_function(q, inputs[(q.id, t)], got)
+            if stress is None:
+                verdict = compare_function(q, inputs[(q.id, t)], got, mutated)
+            else:
+                verdict = stress_verdict(q, stress, inputs[(q.id, t)], got, mutated)
         except Exception as exc:
             return "wrong", Verdict(False, f"{q.name}: the answer could not be compared ({type(exc).__name__})")
         if not verdict:
@@ -327,12 +439,13 @@ def judge_value(q: Question, answers: dict) -> tuple[str, Verdict]:
         verdict = compare_value(q, decode_value(value))
     except Exception as exc:
         return "wrong", Verdict(False, f"{q.name}: the answer could not be read ({type(exc).__name__})")
+    verdict.message = clean_text(verdict.message)
     return ("ok" if verdict else "wrong"), verdict
 
 
 def _answered(q: Question, answers: dict, trials: int) -> bool:
     """Whether the answers received settle the question (a raise settles it early)."""
-    for t in range(trials if q.kind == "function" else 1):
+    for t in range(n_calls(q, trials)):
         ans = answers.get((q.id, t))
         if ans is None:
             return False
@@ -341,9 +454,12 @@ def _answered(q: Question, answers: dict, trials: int) -> bool:
     return True
 
 
-def _died_reason(res, memory_mb: int) -> str:
-    if any(e.get("e") == "memory" for e in res.events) and res.returncode == MEMORY_EXIT:
-        return f"the memory limit ({memory_mb} MB) was exceeded"
+def _died_reason(res, limits: Limits, cgroup: bool) -> str:
+    if res.stopped == "output":
+        return f"the output limit was exceeded (more than {limits.max_output_bytes // 2**20} MB sent to the grader)"
+    if res.oom or (any(e.get("e") == "memory" for e in res.events) and res.returncode == MEMORY_EXIT):
+        return (f"the memory limit ({limits.memory_mb} MB" +
+                (" for all its processes, shared memory and files together" if cgroup else "") + ") was exceeded")
     rc = res.returncode
     if rc is not None and rc > 128:
         import signal as _signal
@@ -356,17 +472,29 @@ def _died_reason(res, memory_mb: int) -> str:
     return f"the process exited (code {rc}) before the grader was done, e.g. by os._exit or sys.exit"
 
 
+def _limit_text(res, limits: Limits) -> str:
+    return {"cell": f"ran longer than the per-cell time limit ({limits.cell_timeout:g} s)",
+            "call": f"ran longer than the per-call time limit ({limits.call_timeout:g} s)",
+            "run": f"was running when the whole run reached its time limit ({limits.timeout:g} s for all cells "
+                   f"and graded calls together)",
+            "cpu": f"was running when the run used up its CPU time ({limits.cpu_budget:g} s for all its "
+                   f"processes together)"}[res.stopped]
+
+
 def grade_submission(sub: Submission, set_id: str, sandbox: Sandbox, slot: int, seed: int,
                      trials: int = TRIALS, max_runs: int = 4) -> SubmissionResult:
     qs = list(questions(set_id).values())
     qres = {q.id: QuestionResult(q.id, q.name, 0.0, float(q.points), "not-run", "not graded") for q in qs}
+    limits = sandbox.limits
     try:
-        cells = read_cells(sub.path)
+        if sub.path is None and sub.problem:
+            raise InvalidNotebook(sub.problem)
+        cells = read_cells(sub.path, limits.max_notebook_mb * 2**20)
     except InvalidNotebook as exc:
         for r in qres.values():
             r.message = "not graded: the notebook could not be read"
-        return SubmissionResult(sub, "invalid-notebook", list(qres.values()), detail=str(exc))
-    inputs = draw_inputs(qs, seed, sub.label, trials)
+        return SubmissionResult(sub, "invalid-notebook", list(qres.values()), detail=clean_text(exc))
+    inputs = draw_inputs(qs, seed, sub.key, trials)
     heads = {c["index"]: c["head"] for c in cells}
 
     def cell_name(i: int) -> str:  # as a reader finds it: counted from 1 among all cells
@@ -379,21 +507,18 @@ def grade_submission(sub: Submission, set_id: str, sandbox: Sandbox, slot: int, 
     skip_cells: set[int] = set()
     worst = "ok"
     runs, seconds = 0, 0.0
-    limits = sandbox.limits
+    cgroup = bool(sandbox.protections.cgroup)
+    qnames = {q.id: q.name for q in qs}
     while runs < max_runs:
         done_q = {q.id for q in qs if q.id in stopped or _answered(q, answers, trials)}
         todo = [q for q in qs if q.id not in done_q]
         if runs and not todo:
             break
-        run_dir = sandbox.new_run_dir(slot)
-        try:
-            write_job(run_dir, cells, qs, inputs, trials, skip_cells, done_q)
-            res = sandbox.run(run_dir, slot)
-        finally:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        job, blobs = build_job(cells, qs, inputs, trials, skip_cells, done_q)
+        res = sandbox.run(job, blobs, slot)
         runs += 1
         seconds += res.wall
-        if res.launcher_error or not any(e.get("e") == "ready" for e in res.events) and not res.timed_out \
+        if res.launcher_error or not any(e.get("e") == "ready" for e in res.events) and not res.stopped \
                 and res.returncode == LAUNCHER_FAILED:
             raise RuntimeError(f"the sandbox could not start: {res.launcher_error or 'no reason given'}")
         current = None  # what was running when the run ended: ("cell", i) or ("q", qid)
@@ -403,8 +528,8 @@ def grade_submission(sub: Submission, set_id: str, sandbox: Sandbox, slot: int, 
             if kind == "cell" and isinstance(e.get("i"), int):
                 current = ("cell", e["i"])
             elif kind == "cell_error" and isinstance(e.get("i"), int):
-                cell_errors.setdefault(e["i"], str(e.get("error", ""))[:400])
-            elif kind == "cell_end":
+                cell_errors.setdefault(e["i"], clean_text(e.get("error", ""))[:400])
+            elif kind in ("cell_end", "cells_done"):
                 current = None
             elif kind == "q" and isinstance(e.get("id"), str):
                 current = ("q", e["id"])
@@ -413,25 +538,29 @@ def grade_submission(sub: Submission, set_id: str, sandbox: Sandbox, slot: int, 
                 current = None
             elif kind == "done":
                 finished = True
-        if finished and res.returncode == 0 and not res.timed_out:
+        if finished and res.returncode == 0 and not res.stopped:
             break
+        if res.stopped_at is not None:
+            current = res.stopped_at
         if res.timed_out:
-            what, cat = f"did not finish within {limits.timeout:g} s", "timeout"
+            what, cat = _limit_text(res, limits), "timeout"
         else:
-            what, cat = f"stopped the run: {_died_reason(res, limits.memory_mb)}", "kernel-died"
+            what, cat = f"stopped the run: {_died_reason(res, limits, cgroup)}", "kernel-died"
         worst = max(worst, cat, key=SEVERITY.get)
         if current is None:
-            incidents.append(f"the run {what} outside any cell or graded call")
+            noun = {"run": f"the time limit of {limits.timeout:g} s for the whole run was reached",
+                    "cpu": f"the run used up its CPU time ({limits.cpu_budget:g} s)"}.get(
+                res.stopped, _died_reason(res, limits, cgroup))
+            incidents.append(f"the run stopped outside any cell or graded call: {noun}")
             break
         if current[0] == "cell":
             incidents.append(f"{cell_name(current[1])} {what}; the notebook was run again without it")
             skip_cells.add(current[1])
         else:
-            qname = next((q.name for q in qs if q.id == current[1]), current[1])
+            qname = qnames.get(current[1], clean_text(current[1])[:60])
             incidents.append(f"the call of {qname} {what}")
             if current[1] in qres:
-                stopped[current[1]] = (cat, f"{qname}: the call {what}" + (
-                    " (an endless loop?)" if cat == "timeout" else ""))
+                stopped[current[1]] = (cat, f"{qname}: the call {what}")
     else:
         incidents.append(f"grading stopped after {max_runs} runs")
 
@@ -443,7 +572,8 @@ def grade_submission(sub: Submission, set_id: str, sandbox: Sandbox, slot: int, 
             continue
         cat, verdict = (judge_function(q, trials, answers, inputs) if q.kind == "function"
                         else judge_value(q, answers))
-        r.category, r.message, r.details = cat, verdict.message, list(verdict.details)
+        r.category, r.message = cat, clean_text(verdict.message)
+        r.details = [clean_text(d) for d in verdict.details]
         r.points = r.max_points if cat == "ok" else 0.0
     for r in qres.values():
         if r.category in SEVERITY:
@@ -464,4 +594,4 @@ def grade_safely(sub: Submission, set_id: str, sandbox: Sandbox, slot: int, seed
         tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return SubmissionResult(sub, "grader-error",
                                 [QuestionResult(q.id, q.name, 0.0, float(q.points), "not-run", "not graded") for q in qs],
-                                detail=f"the grader failed: {tb[:300]}")
+                                detail=clean_text(f"the grader failed: {tb[:300]}"))

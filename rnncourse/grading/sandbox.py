@@ -2,35 +2,45 @@
 
 Design (see `_launcher.py` for the steps): a plain Python child per submission (no Jupyter
 kernel), started through a small launcher that uses Linux primitives directly (unshare(2),
-mount(2), chroot(2), setrlimit(2), setresuid(2), prctl(2)), so nothing beyond Python is needed
-(no setpriv, unshare or prlimit binaries, no Docker). Each protection is probed once per
-grading run by actually starting a child with it; what is unavailable is reported at the top
-of the grading report, never silently assumed.
+mount(2), chroot(2), setrlimit(2), setresuid(2), prctl(2), keyctl(2)) and the cgroup file
+system, so nothing beyond Python is needed (no setpriv, unshare, prlimit or Docker). Each
+protection is probed once per grading run by actually starting a child with it; what is
+unavailable is reported at the top of the grading report, and the grader refuses to grade in
+a weaker sandbox unless asked to (`allow_weaker=True`, `--allow-weaker-sandbox`).
 
 Protections, by key:
     user      the child runs as a dedicated unprivileged uid/gid (one per parallel slot, so one
               student's processes cannot touch, signal or starve another's); needs root
-    files     a private root file system: only the system, Python and the submission's own
-              folder exist; the repository, solutions/, other submissions and the output are
-              absent (mount namespace + chroot; root, or a user namespace)
+    files     a private root file system: only the system, Python and the harness exist; the
+              repository, solutions/, other submissions, the output and any installed copy of
+              the references are absent (mount namespace + chroot; root, or a user namespace)
     network   a new network namespace with no interface up: no connection can be made
-    pids      a PID namespace: the child sees only its own processes, and killing it on a
-              timeout kills everything it started (fork bombs included)
-    memory    RLIMIT_AS (address space) in MB
-    processes RLIMIT_NPROC (per uid: exact with a dedicated uid)
-    output    prints are discarded in the child; RLIMIT_FSIZE caps any file it writes; the
-              grader reads at most `max_output_bytes` from it
-    time      a wall-clock limit enforced by the grader (kill), plus RLIMIT_CPU as a backstop
+    pids      a PID namespace: the child sees only its own processes
+    ipc       an IPC namespace (System V shared memory, semaphores, message queues and POSIX
+              message queues die with the run) and fresh kernel keyrings for the sandbox uid
+    memory    a cgroup memory limit for the run as a whole: every process, shared memory,
+              memfd and the files it writes (tmpfs) count together; no swap. Without cgroups:
+              RLIMIT_AS, per process only
+    processes a cgroup pids limit for the run as a whole (RLIMIT_NPROC without cgroups)
+    cpu       at most one core per run (cgroup CPU quota) and a CPU-time budget for all its
+              processes together (RLIMIT_CPU per process without cgroups)
+    disk      one size-limited tmpfs holds everything the run can write (its folder, /tmp,
+              /dev/shm) and vanishes with it (needs the private file system)
+    output    prints are discarded in the child; the grader reads at most `max_output_bytes`
+              and stops the run beyond that
+    time      wall-clock limits per cell, per graded call and per run, enforced by the grader
+    cleanup   every process the run started is killed when it ends (cgroup, PID namespace,
+              uid, and the launcher as child subreaper); nothing it wrote stays on the host
 """
 
 from __future__ import annotations
 
 import copy
 import fcntl
+import grp
 import json
 import os
 import pwd
-import grp
 import secrets
 import shutil
 import signal
@@ -41,7 +51,7 @@ import sysconfig
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -50,18 +60,46 @@ MEMORY_EXIT = 86
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 DEFAULT_UID_BASE = 61000
 _PROBED: dict[tuple, tuple] = {}
-DISABLE_VAR = "RNNCOURSE_GRADER_DISABLE"  # e.g. "mountns,netns": treat as unavailable (for tests)
+DISABLE_VAR = "RNNCOURSE_GRADER_DISABLE"  # e.g. "mountns,cgroup": treat as unavailable (for tests)
+CGROUP_ROOT = "/sys/fs/cgroup"
+MAX_LINE = 8 * 2**20                      # one event line (an answer of up to 4 MB, base64)
+
+
+class SandboxUnavailable(RuntimeError):
+    """The machine cannot provide the full sandbox and a weaker one was not allowed."""
 
 
 @dataclass
 class Limits:
-    timeout: float = 30.0          # wall-clock seconds per run of a submission
-    memory_mb: int = 2048          # RLIMIT_AS (TensorFlow alone needs about 1.5 GB)
-    nproc: int = 64                # RLIMIT_NPROC (processes and threads of the sandbox uid)
-    fsize_mb: int = 64             # RLIMIT_FSIZE
-    tmp_mb: int = 64               # size of the private /tmp
+    timeout: float = 120.0         # wall-clock seconds per run of a notebook (cells and calls)
+    memory_mb: int = 2048          # the run as a whole (cgroup); per process without cgroups
+    nproc: int = 64                # processes and threads of the run
+    cell_timeout: float | None = 60.0   # wall-clock seconds per code cell (None: only `timeout`)
+    call_timeout: float | None = 20.0   # wall-clock seconds per graded call (None: only `timeout`)
+    cpu_seconds: float | None = None    # CPU time of the whole run (None: as `timeout`)
+    cpus: float = 1.0              # cores a run may use at once (cgroup CPU quota)
+    disk_mb: int = 256             # everything the run writes: its folder, /tmp, /dev/shm
+    fsize_mb: int = 64             # RLIMIT_FSIZE: one file
     nofile: int = 256              # RLIMIT_NOFILE
-    max_output_bytes: int = 64 * 2**20   # the most the grader reads back from one run
+    max_output_bytes: int = 16 * 2**20   # the most the grader reads back from one run
+    max_notebook_mb: int = 100     # a larger file is not run (invalid-notebook), and says so
+
+    def __post_init__(self):
+        # A short overall limit (as in quick tests) caps the per-cell and per-call ones.
+        if self.cell_timeout is not None:
+            self.cell_timeout = min(self.cell_timeout, self.timeout)
+        if self.call_timeout is not None:
+            self.call_timeout = min(self.call_timeout, self.timeout)
+
+    @property
+    def cpu_budget(self) -> float:
+        return float(self.cpu_seconds if self.cpu_seconds is not None else self.timeout * max(1.0, self.cpus))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+FULL_MODE_KEYS = ("user", "files", "network", "pids", "ipc", "memory", "processes", "cpu", "disk", "cleanup")
 
 
 @dataclass
@@ -71,36 +109,74 @@ class Protections:
     active: dict[str, bool] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     uids: list[int] = field(default_factory=list)
+    cgroup: str = ""   # "v1", "v2" or ""
+
+    @property
+    def missing(self) -> list[str]:
+        return [k for k in FULL_MODE_KEYS if not self.active.get(k)]
+
+    @property
+    def full(self) -> bool:
+        return not self.missing
+
+    def labels(self, limits: Limits) -> dict[str, str]:
+        cg = bool(self.cgroup)
+        cell = f"{limits.cell_timeout:g} s per cell, " if limits.cell_timeout else ""
+        call = f"{limits.call_timeout:g} s per graded call, " if limits.call_timeout else ""
+        return {
+            "user": "separate unprivileged user",
+            "files": "private file system (repository, solutions/, other submissions, output and installed "
+                     "references invisible)",
+            "network": "no network (empty network namespace)",
+            "pids": "PID namespace (the submission sees only its own processes)",
+            "ipc": "private IPC (System V shared memory, semaphores and message queues, POSIX queues) and "
+                   "fresh kernel keyrings",
+            "memory": (f"memory limit {limits.memory_mb} MB for the whole run (all its processes, shared memory "
+                       f"and files together, no swap; cgroup {self.cgroup}; and per process, RLIMIT_AS)" if cg else
+                       f"memory limit {limits.memory_mb} MB (RLIMIT_AS, per process)"),
+            "processes": (f"process limit {limits.nproc} for the whole run (cgroup {self.cgroup})" if cg else
+                          f"process limit {limits.nproc} (RLIMIT_NPROC)"),
+            "cpu": (f"CPU limit: {limits.cpus:g} core(s) at once, {limits.cpu_budget:g} s of CPU time for the "
+                    f"whole run (cgroup {self.cgroup})" if cg else
+                    f"CPU limit {limits.cpu_budget:g} s (RLIMIT_CPU, per process)"),
+            "disk": f"disk quota {limits.disk_mb} MB (its folder, /tmp and /dev/shm on one tmpfs, gone after the run)",
+            "output": f"output limit (prints discarded; the run is stopped after {limits.max_output_bytes // 2**20} "
+                      f"MB sent back; files <= {limits.fsize_mb} MB each)",
+            "time": f"time limits: {cell}{call}{limits.timeout:g} s per run (kill)",
+            "cleanup": "nothing left behind (every process of the run is killed when it ends)",  # noqa: E501
+        }
 
     def describe(self, limits: Limits) -> list[str]:
-        label = {
-            "user": "separate unprivileged user",
-            "files": "private file system (repository, solutions/, other submissions and output invisible)",
-            "network": "no network (empty network namespace)",
-            "pids": "PID namespace (a timeout kills every process the submission started)",
-            "memory": f"memory limit {limits.memory_mb} MB (RLIMIT_AS)",
-            "processes": f"process limit {limits.nproc} (RLIMIT_NPROC)",
-            "output": f"output limit (prints discarded, files <= {limits.fsize_mb} MB, "
-                      f"<= {limits.max_output_bytes // 2**20} MB read back)",
-            "time": f"wall-clock limit {limits.timeout:g} s per run (kill)",
-        }
         lines = []
-        for key, text in label.items():
+        for key, text in self.labels(limits).items():
             ok = self.active.get(key, False)
             note = self.notes.get(key, "")
             lines.append(f"- [{'x' if ok else ' '}] {text}: {'active' if ok else 'NOT ACTIVE'}"
                          + (f" ({note})" if note else ""))
         return lines
 
+    def mode_line(self) -> str:
+        if self.full:
+            return "Sandbox mode: **full** (every protection below is active)."
+        return ("Sandbox mode: **WEAKER** (missing: " + ", ".join(self.missing) +
+                "). Grades are computed the same way, but the protections marked NOT ACTIVE are not given: "
+                "see the instructor guide before trusting this run with untrusted code.")
+
 
 @dataclass
 class RunResult:
     events: list[dict]
     returncode: int | None
-    timed_out: bool
+    stopped: str | None            # None, or the limit that stopped the run: run, cell, call, cpu, output
     wall: float
     output_truncated: bool
     launcher_error: str | None = None
+    oom: bool = False
+    stopped_at: tuple | None = None    # ("cell", i) or ("q", id): what was running when stopped
+
+    @property
+    def timed_out(self) -> bool:
+        return self.stopped in ("run", "cell", "call", "cpu")
 
 
 def _child_sys_path() -> list[str]:
@@ -111,12 +187,13 @@ def _child_sys_path() -> list[str]:
     paths = []
     numpy_home = os.path.dirname(os.path.dirname(os.path.abspath(numpy.__file__)))
     for p in [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages(), numpy_home]:
-        if p and os.path.isdir(p) and p not in paths:
+        if p and os.path.isdir(p) and os.path.realpath(p) not in [os.path.realpath(x) for x in paths]:
             paths.append(p)
     return paths
 
 
 SITE_MOUNT = "/opt/grader-site"  # where the child sees the grader's site-packages, in a private root
+LIB_MOUNT = "/opt/grader-lib"    # where it sees the harness and the stub package
 
 
 def _interpreter() -> str:
@@ -125,7 +202,7 @@ def _interpreter() -> str:
     return os.path.realpath(sys.executable)
 
 
-def _ro_binds(lib_dir: Path) -> list[list[str]]:
+def _ro_binds() -> list[list[str]]:
     """[source, target] pairs bound read-only into the private root.
 
     Site-packages folders are bound at neutral paths (SITE_MOUNT/0, /1, ...), never at their
@@ -134,9 +211,19 @@ def _ro_binds(lib_dir: Path) -> list[list[str]]:
     """
     exe = _interpreter()
     same_path = set(SYSTEM_DIRS) | {os.path.abspath(p) for p in
-                                    [sys.base_prefix, os.path.realpath(sys.base_prefix), os.path.dirname(exe), str(lib_dir)]}
+                                    [sys.base_prefix, os.path.realpath(sys.base_prefix), os.path.dirname(exe)]}
     pairs = [[p, p] for p in sorted(same_path) if os.path.lexists(p)]
     pairs += [[os.path.realpath(p), f"{SITE_MOUNT}/{i}"] for i, p in enumerate(_child_sys_path())]
+    return pairs
+
+
+def _overlays(lib: Path) -> list[list[str]]:
+    """Any installed copy of rnncourse (a regular, non-editable install puts the references in
+    site-packages) is covered by the stub package, inside the sandbox only."""
+    pairs = []
+    for i, p in enumerate(_child_sys_path()):
+        if os.path.isdir(os.path.join(p, "rnncourse")):
+            pairs.append([str(lib / "rnncourse"), f"{SITE_MOUNT}/{i}/rnncourse"])
     return pairs
 
 
@@ -182,9 +269,245 @@ def _claim_uids(base: int, count: int) -> tuple[list[int], list[int]]:
     return uids, fds
 
 
+def remove_tree(path) -> None:
+    """Remove a folder whatever it holds (1,500 nested levels, odd names, no permissions): GNU
+    rm walks it without recursion; shutil.rmtree is the fallback where rm is missing."""
+    path = str(path)
+    if not os.path.lexists(path):
+        return
+    try:
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", path], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300, check=False)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    if os.path.lexists(path):
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+        except RecursionError:
+            pass
+
+
+# --------------------------------------------------------------------------- cgroups
+def _disabled() -> set[str]:
+    return {x.strip() for x in os.environ.get(DISABLE_VAR, "").split(",") if x.strip()}
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+class Cgroups:
+    """One cgroup per run, under a group of this grader's own: v2 (unified) if it offers the
+    memory, pids and cpu controllers, else v1 (one hierarchy per controller)."""
+
+    V1 = ("memory", "pids", "cpu", "cpuacct")
+
+    def __init__(self):
+        self.version = ""
+        self.why = ""
+        self.bases: dict[str, str] = {}   # controller (or "unified") -> this grader's group
+        self._n = 0
+        if "cgroup" in _disabled():
+            self.why = f"disabled by {DISABLE_VAR}"
+            return
+        if os.geteuid() != 0:
+            self.why = "the grader is not root (cgroups need root, or a delegated cgroup)"
+            return
+        try:
+            self._setup()
+        except OSError as exc:
+            self.close()
+            self.bases, self.version = {}, ""
+            self.why = f"cgroups could not be used: {exc}"
+
+    @staticmethod
+    def _own(controller: str) -> str:
+        for line in _read("/proc/self/cgroup").splitlines():
+            num, ctrls, path = line.split(":", 2)
+            if controller in ctrls.split(",") or (controller == "" and num == "0"):
+                return path
+        return "/"
+
+    @staticmethod
+    def _remove_stale(parent: str) -> None:
+        """Groups left by a grader that was killed (its pid is gone): empty, so removable."""
+        try:
+            entries = os.listdir(parent)
+        except OSError:
+            return
+        for entry in entries:
+            parts = entry.split("-")
+            if len(parts) != 3 or parts[0] != "rnngrade" or not parts[1].isdigit():
+                continue
+            if os.path.exists(f"/proc/{parts[1]}"):
+                continue
+            base = os.path.join(parent, entry)
+            for sub in os.listdir(base) if os.path.isdir(base) else []:
+                if os.path.isdir(os.path.join(base, sub)):
+                    try:
+                        os.rmdir(os.path.join(base, sub))
+                    except OSError:
+                        pass
+            try:
+                os.rmdir(base)
+            except OSError:
+                pass
+
+    def _setup(self) -> None:
+        name = f"rnngrade-{os.getpid()}-{secrets.token_hex(4)}"
+        unified = next((d for d in (CGROUP_ROOT, CGROUP_ROOT + "/unified")
+                        if os.path.exists(d + "/cgroup.controllers")), None)
+        if unified:
+            own = unified + self._own("").rstrip("/")
+            if {"memory", "pids", "cpu"} <= set(_read(own + "/cgroup.controllers").split()):
+                base = f"{own}/{name}"
+                self._remove_stale(own)
+                try:
+                    _write(own + "/cgroup.subtree_control", "+memory +pids +cpu")
+                    os.mkdir(base)
+                    _write(base + "/cgroup.subtree_control", "+memory +pids +cpu")
+                    self.bases, self.version = {"unified": base}, "v2"
+                    return
+                except OSError as exc:
+                    if os.path.isdir(base):
+                        os.rmdir(base)
+                    v2_error = exc
+            else:
+                v2_error = None
+        else:
+            v2_error = None
+        if all(os.path.exists(f"{CGROUP_ROOT}/{c}/cgroup.procs") for c in self.V1):
+            for c in self.V1:
+                parent = f"{CGROUP_ROOT}/{c}{self._own(c).rstrip('/')}"
+                self._remove_stale(parent)
+                base = f"{parent}/{name}"
+                os.mkdir(base)
+                self.bases[c] = base
+            self.version = "v1"
+            return
+        raise OSError(f"no usable cgroup hierarchy with memory, pids and cpu controllers"
+                      + (f" (v2: {v2_error})" if v2_error else ""))
+
+    def new_run(self, limits: Limits) -> "RunGroup":
+        self._n += 1
+        return RunGroup(self, f"run-{self._n}-{secrets.token_hex(3)}", limits)
+
+    def close(self) -> None:
+        for base in self.bases.values():
+            for _ in range(50):
+                try:
+                    for sub in os.listdir(base):
+                        if os.path.isdir(os.path.join(base, sub)):
+                            try:
+                                os.rmdir(os.path.join(base, sub))
+                            except OSError:
+                                pass
+                    os.rmdir(base)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+
+
+class RunGroup:
+    def __init__(self, cg: Cgroups, name: str, limits: Limits):
+        self.cg, self.v2 = cg, cg.version == "v2"
+        self.paths = {c: f"{base}/{name}" for c, base in cg.bases.items()}
+        mem = limits.memory_mb * 2**20
+        for path in self.paths.values():
+            os.mkdir(path)
+        if self.v2:
+            p = self.paths["unified"]
+            _write(p + "/memory.max", str(mem))
+            if os.path.exists(p + "/memory.swap.max"):
+                _write(p + "/memory.swap.max", "0")
+            _write(p + "/pids.max", str(limits.nproc))
+            _write(p + "/cpu.max", f"{int(100000 * limits.cpus)} 100000")
+        else:
+            m = self.paths["memory"]
+            _write(m + "/memory.limit_in_bytes", str(mem))
+            if os.path.exists(m + "/memory.memsw.limit_in_bytes"):
+                try:
+                    _write(m + "/memory.memsw.limit_in_bytes", str(mem))
+                except OSError:
+                    pass
+            _write(self.paths["pids"] + "/pids.max", str(limits.nproc))
+            _write(self.paths["cpu"] + "/cpu.cfs_period_us", "100000")
+            _write(self.paths["cpu"] + "/cpu.cfs_quota_us", str(int(100000 * limits.cpus)))
+
+    @property
+    def procs_files(self) -> list[str]:
+        return [p + "/cgroup.procs" for p in self.paths.values()]
+
+    def cpu_seconds(self) -> float:
+        if self.v2:
+            for line in _read(self.paths["unified"] + "/cpu.stat").splitlines():
+                if line.startswith("usage_usec"):
+                    return int(line.split()[1]) / 1e6
+            return 0.0
+        text = _read(self.paths["cpuacct"] + "/cpuacct.usage").strip()
+        return int(text) / 1e9 if text else 0.0
+
+    def oom(self) -> bool:
+        path = self.paths["unified"] + "/memory.events" if self.v2 else self.paths["memory"] + "/memory.oom_control"
+        for line in _read(path).splitlines():
+            if line.startswith("oom_kill ") and int(line.split()[1]) > 0:
+                return True
+        return False
+
+    def pids(self) -> list[int]:
+        key = "unified" if self.v2 else "pids"
+        return [int(x) for x in _read(self.paths[key] + "/cgroup.procs").split()]
+
+    def kill(self) -> None:
+        """Kill every process of the run: no fork can outrun it (pids.max drops to 0 first)."""
+        key = "unified" if self.v2 else "pids"
+        try:
+            _write(self.paths[key] + "/pids.max", "0")
+        except OSError:
+            pass
+        if self.v2 and os.path.exists(self.paths[key] + "/cgroup.kill"):
+            try:
+                _write(self.paths[key] + "/cgroup.kill", "1")
+            except OSError:
+                pass
+        for _ in range(500):
+            pids = self.pids()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.005)
+
+    def remove(self) -> None:
+        for path in self.paths.values():
+            for _ in range(100):
+                try:
+                    os.rmdir(path)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.01)
+
+
+# --------------------------------------------------------------------------- the sandbox
 class Sandbox:
-    """Owns a private work folder (lib/ with the harness and the stub package, one folder per
-    run) and starts runs in it. Use as a context manager; `probe()` before the first run."""
+    """Owns a private work folder (lib/ with the harness and the stub package) and starts runs.
+    Use as a context manager; `probe()` before the first run."""
 
     def __init__(self, limits: Limits, jobs: int = 1, uid_base: int = DEFAULT_UID_BASE,
                  hide: tuple[str, ...] = ()):
@@ -201,6 +524,7 @@ class Sandbox:
         if os.geteuid() == 0:
             self.uids, self._uid_locks = _claim_uids(uid_base, max(1, jobs))
         self.protections = Protections()
+        self.cgroups = Cgroups()
         self._prepare_lib()
         self.newroot.mkdir(mode=0o755)
 
@@ -240,7 +564,16 @@ class Sandbox:
                 os.chmod(os.path.join(root, name), 0o644)
 
     def close(self) -> None:
-        shutil.rmtree(self.work, ignore_errors=True)
+        if self.features.get("setuid"):
+            for uid in self.uids:  # empty the keyrings the last runs left (no learner code runs)
+                try:
+                    self._run_raw(["-c", "pass"], dict(self.features, mountns=False, netns=False, pidns=False,
+                                                       ipcns=False, cgroup=False), uid, timeout=20)
+                except Exception:
+                    pass
+                _kill_uid(uid)
+        self.cgroups.close()
+        remove_tree(self.work)
         for fd in self._uid_locks:
             os.close(fd)
         self._uid_locks = []
@@ -255,7 +588,8 @@ class Sandbox:
     def probe(self) -> Protections:
         """Find which protections work here, by starting a trivial child with each (once per
         process and configuration: the answer does not change while the grader runs)."""
-        key = (os.geteuid(), sys.executable, bool(self.uids), os.environ.get(DISABLE_VAR, ""))
+        key = (os.geteuid(), sys.executable, bool(self.uids), os.environ.get(DISABLE_VAR, ""),
+               self.cgroups.version)
         if key not in _PROBED:
             _PROBED[key] = self._probe()
         self.features, self.protections = (copy.deepcopy(x) for x in _PROBED[key])
@@ -272,29 +606,34 @@ class Sandbox:
     def _probe(self):
         root = os.geteuid() == 0
         uids = self.uids
-        none = dict(userns=False, mountns=False, netns=False, pidns=False, setuid=False)
+        disabled = _disabled()
+        none = dict(userns=False, mountns=False, netns=False, pidns=False, ipcns=False, setuid=False,
+                    cgroup=False)
         bases = ([dict(none)] if root else []) + [dict(none, userns=True)]
         features = dict(none)
+        names = ("mountns", "netns", "pidns", "ipcns")
         for base in bases:
-            trial = dict(base, mountns=True, netns=True, pidns=True)
+            trial = dict(base, mountns=True, netns=True, pidns=True, ipcns=True)
             if self._probe_run(trial):
                 features = trial
                 break
         else:  # one at a time (say, network namespaces but no mounts)
             for base in bases:
                 got = dict(base)
-                for key in ("netns", "pidns", "mountns"):
+                for key in names:
                     if self._probe_run(dict(got, **{key: True})):
                         got[key] = True
-                if any(got[k] for k in ("netns", "pidns", "mountns")):
+                if any(got[k] for k in names):
                     features = got
                     break
+        if self.cgroups.version and self._probe_run(dict(features, cgroup=True)):
+            features["cgroup"] = True
         setuid_error = ""
         if uids:
             ok, setuid_error = self._probe_run(dict(features, setuid=True), uids[0], want_error=True)
             features["setuid"] = ok
 
-        p = Protections()
+        p = Protections(cgroup=self.cgroups.version if features["cgroup"] else "")
         p.active["user"] = features["setuid"]
         if not features["setuid"]:
             if not root:
@@ -307,36 +646,56 @@ class Sandbox:
             else:
                 why = f"dropping to another uid failed: {setuid_error or 'no reason given'}"
             p.notes["user"] = why + "; the child runs as the grader's own user" + (
-                " (root!)" if root else "")
-        for key, feat in (("files", "mountns"), ("network", "netns"), ("pids", "pidns")):
+                " (root!)" if root else ": it can write whatever the grader can, the gradebook included")
+        for key, feat in (("files", "mountns"), ("network", "netns"), ("pids", "pidns"), ("ipc", "ipcns")):
             p.active[key] = features[feat]
             if features[feat] and features["userns"]:
                 p.notes[key] = "in a user namespace"
             elif not features[feat]:
-                p.notes[key] = (f"disabled by {DISABLE_VAR}" if feat in os.environ.get(DISABLE_VAR, "") else
+                p.notes[key] = (f"disabled by {DISABLE_VAR}" if feat in disabled else
                                 "this machine does not allow the namespace (needs root or user namespaces)")
         if not features["mountns"]:
-            p.notes["files"] += ("; only file permissions protect the repository: make it unreadable to others"
-                                 if features["setuid"] else "; the child can read what the grader's user can read")
-        p.active["memory"] = p.active["output"] = p.active["time"] = True
-        p.active["processes"] = features["setuid"] or features["userns"]
-        if not features["setuid"]:
-            p.notes["processes"] = ("no dedicated uid: the limit counts the grader user's own processes too"
-                                    if p.active["processes"] else
-                                    "no dedicated uid or user namespace: RLIMIT_NPROC would count the grader's own processes")
+            p.notes["files"] += ("; only file permissions protect the repository and the installed references: "
+                                 "make them unreadable to others" if features["setuid"] else
+                                 "; the child can read what the grader's user can read")
+        if features["ipcns"] and not features["setuid"]:
+            p.active["ipc"] = False
+            p.notes["ipc"] = ("IPC namespace active, but without a separate user the grader's own keyrings are "
+                              "not separated from the submission's")
+        cg = features["cgroup"]
+        why_cg = self.cgroups.why or ("a trial run in a cgroup failed" if self.cgroups.version else "")
+        for key in ("memory", "processes", "cpu"):
+            p.active[key] = cg
+            if not cg:
+                p.notes[key] = f"no cgroups ({why_cg})"
+        if not cg:
+            p.notes["memory"] += ("; RLIMIT_AS bounds each process alone: shared memory, memfd and several "
+                                  "processes together can exceed the limit")
+            p.notes["processes"] += ("; RLIMIT_NPROC counts every process of the uid" +
+                                     ("" if features["setuid"] or features["userns"] else
+                                      " (the grader's own too, so it is not set)"))
+            p.notes["cpu"] += "; RLIMIT_CPU bounds each process alone, and several runs share the cores freely"
+        p.active["disk"] = features["mountns"]
+        if not features["mountns"]:
+            p.notes["disk"] = ("needs the private file system; the run writes into a host folder, each file "
+                               f"at most {self.limits.fsize_mb} MB but no bound in total")
+        p.active["output"] = p.active["time"] = True
+        p.active["cleanup"] = bool(cg or features["pidns"] or features["setuid"])
+        p.notes["cleanup"] = ", ".join(
+            w for w, ok in (("cgroup", cg), ("PID ns", features["pidns"]), ("uid", features["setuid"]),
+                            ("subreaper", True)) if ok)
+        if not p.active["cleanup"]:
+            p.notes["cleanup"] = ("only the launcher (a child subreaper) and a per-run marker find the run's "
+                                  "processes; one that kills the launcher and changes its environment escapes")
         return features, p
 
     def _probe_run(self, features: dict, uid: int | None = None, want_error: bool = False):
-        disabled = {x.strip() for x in os.environ.get(DISABLE_VAR, "").split(",") if x.strip()}
+        disabled = _disabled()
         if any(features.get(x) for x in disabled):
             return (False, f"disabled by {DISABLE_VAR}") if want_error else False
         code = ("import json, os, sys; sys.path += json.loads(os.environ['GRADER_SYS_PATH']); import numpy; "
-                "os.write(int(sys.argv[1]), b'{\"e\": \"done\"}\\n')")
-        run_dir = self.new_run_dir(0, uid)
-        try:
-            res = self._run(["-c", code], run_dir, features, uid, timeout=60)
-        finally:
-            shutil.rmtree(run_dir, ignore_errors=True)
+                "os.write(int(sys.argv[2]), b'{\"e\": \"done\"}\\n')")
+        res = self._run_raw(["-c", code], features, uid, timeout=60)
         ok = res.returncode == 0 and any(e.get("e") == "done" for e in res.events)
         return (ok, res.launcher_error or "") if want_error else ok
 
@@ -344,96 +703,212 @@ class Sandbox:
     def uid_for(self, slot: int) -> int | None:
         return self.uids[slot % len(self.uids)] if self.features.get("setuid") and self.uids else None
 
-    def new_run_dir(self, slot: int, uid: int | None = None) -> Path:
-        """A fresh folder for one run, owned by the run's uid, invisible to other uids."""
-        d = self.work / f"run-{slot}-{secrets.token_hex(8)}"
-        d.mkdir(mode=0o700)
-        uid = self.uid_for(slot) if uid is None else uid
-        if uid is not None:
-            os.chown(d, uid, uid)
-        return d
+    def run(self, job: bytes, inputs: dict, slot: int) -> RunResult:
+        """Run the harness on `job` (JSON bytes); `inputs[(question id, trial)]` are the bytes of
+        an .npz sent when (and only when) the harness is about to make that call."""
+        return self._run_raw(None, self.features, self.uid_for(slot), timeout=self.limits.timeout,
+                             job=job, inputs=inputs)
 
-    def run(self, run_dir: Path, slot: int) -> RunResult:
-        """Run the harness on the job in `run_dir` (job.json and inputs.npz, written by the caller)."""
-        uid = self.uid_for(slot)
-        for name in os.listdir(run_dir):
-            os.chmod(run_dir / name, 0o644)
-        return self._run(None, run_dir, self.features, uid, timeout=self.limits.timeout)
-
-    def _run(self, argv_tail, run_dir: Path, features: dict, uid: int | None, timeout: float) -> RunResult:
+    def _run_raw(self, argv_tail, features: dict, uid: int | None, timeout: float, job: bytes = b"{}",
+                 inputs: dict | None = None) -> RunResult:
         lim = self.limits
         use_uid = uid if features.get("setuid") else None
+        run_dir = None
+        if not features.get("mountns"):  # a host folder: removed after the run, whatever it holds
+            run_dir = self.work / f"run-{secrets.token_hex(8)}"
+            run_dir.mkdir(mode=0o700)
+            (run_dir / "tmp").mkdir(mode=0o700)
+            if use_uid is not None:
+                os.chown(run_dir, use_uid, use_uid)
+                os.chown(run_dir / "tmp", use_uid, use_uid)
         inside = "/sandbox" if features.get("mountns") else str(run_dir)
-        read_fd, write_fd = os.pipe()
+        out_r, out_w = os.pipe()
+        in_r, in_w = os.pipe()
         if argv_tail is None:
-            argv_tail = [f"{self.lib}/_harness.py", inside]
-        argv = [_interpreter(), "-I", "-S", "-B", *argv_tail, str(write_fd)]
-        rlimits = {"RLIMIT_AS": lim.memory_mb * 2**20, "RLIMIT_FSIZE": lim.fsize_mb * 2**20,
-                   "RLIMIT_NOFILE": lim.nofile, "RLIMIT_CORE": 0, "RLIMIT_CPU": int(2 * timeout + 10)}
-        if use_uid is not None:
-            rlimits["RLIMIT_NPROC"] = lim.nproc
-        elif features.get("userns"):
-            rlimits["RLIMIT_NPROC"] = lim.nproc + _count_own_processes()
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": inside, "TMPDIR": "/tmp", "LANG": "C.UTF-8",
-               "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+            lib = LIB_MOUNT if features.get("mountns") else str(self.lib)
+            argv_tail = [f"{lib}/_harness.py"]
+        argv = [_interpreter(), "-I", "-S", "-B", *argv_tail, str(in_r), str(out_w)]
+        cg = self.cgroups.new_run(lim) if features.get("cgroup") else None
+        rlimits = {"RLIMIT_FSIZE": lim.fsize_mb * 2**20, "RLIMIT_NOFILE": lim.nofile, "RLIMIT_CORE": 0,
+                   "RLIMIT_CPU": int(lim.cpu_budget + 10)}
+        # Address space per process, also with a cgroup: a single process that grows fails at once
+        # with MemoryError instead of making the whole run thrash against the cgroup's limit.
+        rlimits["RLIMIT_AS"] = lim.memory_mb * 2**20
+        if cg is None:
+            if use_uid is not None:
+                rlimits["RLIMIT_NPROC"] = lim.nproc
+            elif features.get("userns"):
+                rlimits["RLIMIT_NPROC"] = lim.nproc + _count_own_processes()
+        marker = secrets.token_hex(12)
+        tmp = "/tmp" if features.get("mountns") else str(run_dir / "tmp")
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": inside, "TMPDIR": tmp, "LANG": "C.UTF-8",
+               "MPLBACKEND": "Agg", "MPLCONFIGDIR": tmp, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
                "MKL_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0",
-               "GRADER_SYS_PATH": json.dumps(_sys_path_inside(features))}
-        cfg = dict(features, fd=write_fd, newroot=str(self.newroot), sandbox=str(run_dir),
-                   ro_binds=_ro_binds(self.lib), tmp_mb=lim.tmp_mb, rlimits=rlimits,
-                   uid=use_uid if use_uid is not None else os.getuid(),
-                   gid=use_uid if use_uid is not None else os.getgid(), argv=argv, env=env)
+               "GRADER_SYS_PATH": json.dumps(_sys_path_inside(features)), "RNNGRADE_RUN": marker}
+        ids = use_uid if use_uid is not None else None
+        cfg = dict(features, fd=out_w, keep_fds=[in_r, out_w], newroot=str(self.newroot),
+                   sandbox=str(run_dir) if run_dir else "",
+                   ro_binds=_ro_binds() + [[str(self.lib), LIB_MOUNT]], overlays=_overlays(self.lib),
+                   disk_mb=lim.disk_mb, rlimits=rlimits,
+                   uid=ids if ids is not None else os.getuid(), gid=ids if ids is not None else os.getgid(),
+                   argv=argv, env=env, cgroup_procs=cg.procs_files if cg else [], grader_pid=os.getpid())
         cfg_dir = Path(tempfile.mkdtemp(dir=self.work, prefix="cfg-"))  # mode 0700: the grader's only
         cfg_path = cfg_dir / "launch.json"
         cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
 
-        chunks: list[bytes] = []
-        state = {"n": 0, "truncated": False}
+        events: list[dict] = []
+        state = {"n": 0, "truncated": False, "current": None, "since": time.monotonic(), "launcher_error": None}
+        sent: set = set()
+        send_queue: list[bytes] = []
+        send_cv = threading.Condition()
+
+        def queue_send(blob: bytes | None):
+            with send_cv:
+                send_queue.append(blob)
+                send_cv.notify()
+
+        def writer():
+            try:
+                while True:
+                    with send_cv:
+                        while not send_queue:
+                            send_cv.wait()
+                        blob = send_queue.pop(0)
+                    if blob is None:
+                        return
+                    view = memoryview(len(blob).to_bytes(8, "little") + blob)
+                    while view:
+                        view = view[os.write(in_w, view):]
+            except OSError:  # the run ended (EPIPE): nothing more to send
+                pass
+
+        def handle(line: bytes):
+            if not line.strip() or len(line) > MAX_LINE:
+                return
+            try:
+                obj = json.loads(line)
+            except (ValueError, RecursionError):
+                return
+            if not isinstance(obj, dict) or not isinstance(obj.get("e"), str):
+                return
+            kind = obj["e"]
+            if kind == "launcher_error" and not events:
+                state["launcher_error"] = str(obj.get("error"))[:500]
+                return
+            events.append(obj)
+            now = time.monotonic()
+            if kind == "cell" and isinstance(obj.get("i"), int):
+                state["current"], state["since"] = ("cell", obj["i"]), now
+            elif kind == "q" and isinstance(obj.get("id"), str) and isinstance(obj.get("t"), int):
+                state["current"], state["since"] = ("q", obj["id"]), now
+                key = (obj["id"], obj["t"])
+                if inputs is not None and key in inputs and key not in sent:
+                    sent.add(key)
+                    queue_send(inputs[key])
+            elif kind in ("cell_end", "ans", "cells_done"):
+                state["current"] = None
 
         def reader():
-            with os.fdopen(read_fd, "rb", buffering=0) as f:
+            buf = b""
+            with os.fdopen(out_r, "rb", buffering=0) as f:
                 while True:
                     data = f.read(1 << 16)
                     if not data:
                         break
-                    if state["n"] < lim.max_output_bytes:
-                        chunks.append(data[: lim.max_output_bytes - state["n"]])
-                    else:
-                        state["truncated"] = True
                     state["n"] += len(data)
+                    if state["n"] > lim.max_output_bytes:
+                        state["truncated"] = True
+                        continue  # keep draining (the run is being stopped), keep nothing
+                    buf += data
+                    while b"\n" in buf:
+                        line, _, buf = buf.partition(b"\n")
+                        handle(line)
+                    if len(buf) > MAX_LINE:
+                        buf = b""
+                if buf and not state["truncated"]:
+                    handle(buf)
 
         start = time.monotonic()
         try:
             proc = subprocess.Popen([sys.executable, "-I", "-S", "-B", str(HERE / "_launcher.py"), str(cfg_path)],
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    pass_fds=(write_fd,), start_new_session=True, close_fds=True)
+                                    pass_fds=(in_r, out_w), start_new_session=True, close_fds=True)
+        except BaseException:
+            for fd in (out_r, out_w, in_r, in_w):
+                os.close(fd)
+            if cg:
+                cg.remove()
+            raise
         finally:
-            os.close(write_fd)
-        thread = threading.Thread(target=reader, daemon=True)
-        thread.start()
-        timed_out = False
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        self._terminate(proc, use_uid)
+            pass
+        os.close(out_w)
+        os.close(in_r)
+        threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=writer, daemon=True)]
+        for t in threads:
+            t.start()
+        queue_send(job)
+        stopped, stopped_at = None, None
+        while proc.poll() is None:
+            now = time.monotonic()
+            current, since = state["current"], state["since"]
+            if current and current[0] == "cell" and lim.cell_timeout and now - since > lim.cell_timeout:
+                stopped = "cell"
+            elif current and current[0] == "q" and lim.call_timeout and now - since > lim.call_timeout:
+                stopped = "call"
+            elif now - start > timeout:
+                stopped = "run"
+            elif cg is not None and cg.cpu_seconds() > lim.cpu_budget:
+                stopped = "cpu"
+            elif state["truncated"]:
+                stopped = "output"
+            if stopped:
+                stopped_at = current
+                break
+            time.sleep(0.02)
+        self._terminate(proc, use_uid, cg, marker, graceful=stopped is None)
+        oom = cg.oom() if cg else False
         wall = time.monotonic() - start
-        thread.join(timeout=10)  # every writer is dead once the run's processes are killed
-        shutil.rmtree(cfg_dir, ignore_errors=True)
-        events, launcher_error = _parse_events(b"".join(chunks))
-        return RunResult(events, proc.returncode, timed_out, wall, state["truncated"], launcher_error)
+        threads[0].join(timeout=10)  # every writer is dead once the run's processes are killed
+        queue_send(None)
+        try:
+            os.close(in_w)
+        except OSError:
+            pass
+        threads[1].join(timeout=5)
+        if cg:
+            cg.remove()
+        remove_tree(cfg_dir)
+        if run_dir is not None:
+            remove_tree(run_dir)
+        if state["truncated"] and stopped is None:
+            stopped = "output"
+        return RunResult(list(events), proc.returncode, stopped, wall, state["truncated"], state["launcher_error"],
+                         oom, stopped_at)
 
-    def _terminate(self, proc: subprocess.Popen, uid: int | None) -> None:
-        """Kill the run: the launcher (its PID-namespace child and every process in it die with
-        it), its process group, and, with a dedicated uid, any process left with that uid."""
+    def _terminate(self, proc: subprocess.Popen, uid: int | None, cg: RunGroup | None, marker: str,
+                   graceful: bool) -> None:
+        """Kill the run and everything it started: its cgroup, the launcher (which kills every
+        process below it, and with a PID namespace the namespace dies with it), its process
+        group, any process left with the run's uid, and any process carrying the run's marker."""
+        if cg is not None:
+            cg.kill()
         if proc.poll() is None:
-            proc.kill()
+            try:
+                proc.terminate()  # the launcher kills every process below it, then exits
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
         proc.wait()
+        if cg is not None:
+            cg.kill()
         if uid is not None:
             _kill_uid(uid)
+        elif cg is None:
+            _kill_marked(marker)
 
 
 def _count_own_processes() -> int:
@@ -471,20 +946,27 @@ def _kill_uid(uid: int) -> None:
         time.sleep(0.02)
 
 
-def _parse_events(data: bytes) -> tuple[list[dict], str | None]:
-    """The child's JSON lines, each parsed defensively; anything malformed is dropped."""
-    events, launcher_error = [], None
-    for line in data.split(b"\n"):
-        if not line.strip() or len(line) > 48 * 2**20:
-            continue
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError):
-            continue
-        if not isinstance(obj, dict) or not isinstance(obj.get("e"), str):
-            continue
-        if obj["e"] == "launcher_error" and not events:
-            launcher_error = str(obj.get("error"))[:500]
-            continue
-        events.append(obj)
-    return events, launcher_error
+def _kill_marked(marker: str) -> None:
+    """Without a cgroup or a uid of its own, a run's leftovers are found by the marker in their
+    environment (inherited by every process it starts)."""
+    needle = f"RNNGRADE_RUN={marker}".encode()
+    me = os.getpid()
+    for _ in range(20):
+        found = False
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == me:
+                continue
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    env = f.read()
+            except OSError:
+                continue
+            if needle in env.split(b"\0"):
+                found = True
+                try:
+                    os.kill(int(entry), signal.SIGKILL)
+                except OSError:
+                    pass
+        if not found:
+            return
+        time.sleep(0.02)
