@@ -225,10 +225,10 @@ def beam_search(model: Seq2Seq, source, start: int, end: int, max_len: int, widt
     return seqs[np.arange(n), top], scores[np.arange(n), top]
 
 
-def teacher_forced_predictions(model: Seq2Seq, source, decoder_in, batch_size: int = 512) -> np.ndarray:
+def teacher_forced_predictions(model: Seq2Seq, source, decoder_in) -> np.ndarray:
     """The decoder's most probable symbol at each step when it reads the GOLD prefix: (N, T)."""
-    probs = model.training.predict([source, decoder_in], batch_size=batch_size, verbose=0)
-    return probs.argmax(axis=-1)
+    probs = model.training.predict_on_batch([np.asarray(source, dtype=np.int32), np.asarray(decoder_in, dtype=np.int32)])
+    return np.asarray(probs).argmax(axis=-1)
 
 
 # ------------------------------------------------------------------------------ training
