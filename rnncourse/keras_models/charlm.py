@@ -102,9 +102,9 @@ def train_stateful(model: keras.Model, inputs: np.ndarray, targets: np.ndarray, 
                    segments: int = 10) -> list[float]:
     """One pass over the stacked windows, in order, with the state carried from batch to batch.
 
-    The pass is cut into `segments` calls of `fit`; each prints one progress line (characters
-    processed so far, which is the same on every CPU) and the mean training loss of each segment
-    is returned (not printed: it differs slightly between CPUs; show it with a tolerance).
+    The pass is cut into `segments` calls of `fit`; each prints one progress line (batches and
+    characters processed so far, the same on every CPU). The mean training loss of each segment
+    is returned, not printed: it differs slightly between CPUs, so show it with a tolerance.
     """
     batch_size = _positive_int("batch_size", batch_size)
     rows = len(inputs)
@@ -115,14 +115,14 @@ def train_stateful(model: keras.Model, inputs: np.ndarray, targets: np.ndarray, 
     if steps % segments:
         raise ValueError(f"the {steps} batches must split evenly into segments={segments}")
     per = steps // segments
-    progress = Progress(segments, lines=segments)
+    progress = Progress(steps, lines=segments)
     reset_state(model)
     losses = []
     for k in range(segments):
         part = slice(k * per * batch_size, (k + 1) * per * batch_size)
         history = model.fit(inputs[part], targets[part], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
         losses.append(float(history.history["loss"][-1]))
-        progress.update(k + 1, batches=f"{(k + 1) * per}/{steps}", characters=f"{(k + 1) * per * batch_size * inputs.shape[1]:,}")
+        progress.update((k + 1) * per, characters=f"{(k + 1) * per * batch_size * inputs.shape[1]:,}")
     return losses
 
 
