@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import shutil
 import sys
@@ -32,6 +33,11 @@ from rnncourse.exercises import SETS, questions  # noqa: E402
 from rnncourse.grading import grade  # noqa: E402
 
 
+TF_CELL = ("from rnncourse.repro import setup_tensorflow\nkeras = setup_tensorflow(seed=0)\nimport numpy as np\n"
+           "model = keras.Sequential([keras.Input((5, 3)), keras.layers.SimpleRNN(4), keras.layers.Dense(1)])\n"
+           "model.compile(loss='mse')\nmodel.fit(np.zeros((8, 5, 3)), np.zeros((8, 1)), epochs=1, verbose=0)\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--set", default="ex03")
@@ -39,6 +45,9 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--budget", type=float, default=180.0, help="seconds allowed (exit 1 if slower)")
     parser.add_argument("--allow-weaker-sandbox", action="store_true")
+    parser.add_argument("--import-tensorflow", action="store_true",
+                        help="add a cell that imports TensorFlow/Keras and runs a tiny model (as a TensorFlow "
+                             "exercise does): the throughput of a TensorFlow set")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         subs = Path(tmp) / "submissions"
@@ -50,6 +59,12 @@ def main() -> int:
             src = ROOT / "solutions" / SETS[args.set] / f"{SETS[args.set]}.ipynb"
             for k in range(args.n):
                 shutil.copy(src, subs / f"student{k:03d}_{SETS[args.set]}.ipynb")
+        if args.import_tensorflow:
+            for path in subs.glob("*.ipynb"):
+                nb = json.loads(path.read_text(encoding="utf-8"))
+                nb["cells"].insert(1, {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                                       "source": TF_CELL})
+                path.write_text(json.dumps(nb), encoding="utf-8")
             full = sum(q.points for q in questions(args.set).values())
         start = time.monotonic()
         run = grade(args.set, subs, Path(tmp) / "out", seed=1, jobs=args.jobs,
@@ -61,7 +76,7 @@ def main() -> int:
     else:
         right = sum(r.total == full for r in run.results)
     load = os.getloadavg()[0]
-    print(f"set {args.set}: graded {len(run.results)} submissions with {args.jobs} jobs in {seconds:.1f} s "
+    print(f"set {args.set}{' + a TensorFlow cell' if args.import_tensorflow else ''}: graded {len(run.results)} submissions with {args.jobs} jobs in {seconds:.1f} s "
           f"({seconds / len(run.results):.2f} s each, {3600 * len(run.results) / seconds:.0f} per hour; "
           f"sandbox probe included)")
     print(f"sandbox: {'full' if run.protections.full else 'WEAKER, missing ' + ', '.join(run.protections.missing)}")

@@ -123,6 +123,9 @@ def test_limits_are_named_in_the_feedback(graded):
     assert "endless loop" not in " ".join(q.message for q in run.row("loop_function").questions)
     flood = run.row("output_flood")
     assert "output limit" in flood.detail, flood.detail
+    import resource  # the flood (400 x 700 kB per pipe) must not have grown the grader's own memory
+
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 1_000_000, "the grader used over 1 GB"
     if provided(run, ("memory",)):
         bomb = run.row("shared_memory_bomb")
         assert "memory limit (512 MB for all its processes, shared memory and files together)" in bomb.detail, bomb.detail

@@ -71,11 +71,11 @@ class SandboxUnavailable(RuntimeError):
 
 @dataclass
 class Limits:
-    timeout: float = 120.0         # wall-clock seconds per run of a notebook (cells and calls)
+    timeout: float = 300.0         # wall-clock seconds per run of a notebook (cells and calls)
     memory_mb: int = 2048          # the run as a whole (cgroup); per process without cgroups
     nproc: int = 64                # processes and threads of the run
-    cell_timeout: float | None = 60.0   # wall-clock seconds per code cell (None: only `timeout`)
-    call_timeout: float | None = 20.0   # wall-clock seconds per graded call (None: only `timeout`)
+    cell_timeout: float | None = 120.0  # wall-clock seconds per code cell (None: only `timeout`)
+    call_timeout: float | None = 30.0   # wall-clock seconds per graded call (None: only `timeout`)
     cpu_seconds: float | None = None    # CPU time of the whole run (None: as `timeout`)
     cpus: float = 1.0              # cores a run may use at once (cgroup CPU quota)
     disk_mb: int = 256             # everything the run writes: its folder, /tmp, /dev/shm
@@ -157,7 +157,7 @@ class Protections:
 
     def mode_line(self) -> str:
         if self.full:
-            return "Sandbox mode: **full** (every protection below is active)."
+            return "Sandbox mode: **full** (every protection above is active)."
         return ("Sandbox mode: **WEAKER** (missing: " + ", ".join(self.missing) +
                 "). Grades are computed the same way, but the protections marked NOT ACTIVE are not given: "
                 "see the instructor guide before trusting this run with untrusted code.")
