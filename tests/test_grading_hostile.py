@@ -253,3 +253,30 @@ def test_full_sandbox_when_run_as_root():
     if not full and not os.path.exists("/sys/fs/cgroup/memory") and not os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
         pytest.skip(f"no cgroup file system: {missing}")
     assert full, missing
+
+
+def test_names_that_differ_only_in_undecodable_bytes_keep_two_rows(tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for raw in (b"caf\xe9", b"caf\xe8"):
+        (Path(os.fsdecode(os.fsencode(str(subs)) + b"/" + raw + f"_{NOTEBOOK}.ipynb".encode()))).write_text("{")
+    run = grade("ex03", subs, tmp_path / "out", seed=1, limits=LIMITS, jobs=1, allow_weaker=True)
+    assert [r.status for r in run.results] == ["invalid-notebook", "invalid-notebook"]
+    assert len({r.submission.key for r in run.results}) == 2
+    assert len(list((tmp_path / "out" / "feedback").glob("*.md"))) == 2
+    rows = list(csv.DictReader((tmp_path / "out" / "gradebook.csv").open(encoding="utf-8")))
+    assert [r["student"] for r in rows] == ["caf\ufffd", "caf\ufffd"]
+
+
+def test_a_killed_graders_leftovers_are_cleaned_up(tmp_path, monkeypatch):
+    """Work folders (and cgroups) named after a grader whose process is gone are removed by the
+    next grader; those of a live grader are not."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = 4_194_305  # above the largest pid_max (2**22): no such process
+    stale = tmp_path / f"rnngrade-{dead}-abc123"
+    (stale / "lib").mkdir(parents=True)
+    live = tmp_path / f"rnngrade-{os.getpid()}-def456"
+    live.mkdir()
+    with Sandbox(LIMITS) as box:
+        assert box.work.parent == tmp_path
+    assert not stale.exists() and live.exists()

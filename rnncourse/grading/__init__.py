@@ -211,7 +211,7 @@ def grade(set_id: str, submissions_dir, out_dir, seed: int | None = None, limits
                 slots.put(slot)
             try:
                 save(result)
-            except OSError as exc:  # e.g. the output disk is full: keep the result, say so
+            except Exception as exc:  # e.g. the output disk is full: keep the result, say so
                 with lock:
                     results[sub.key] = result
                 log(f"could not write the result of {result.submission.label}: {exc}")

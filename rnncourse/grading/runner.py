@@ -82,6 +82,12 @@ def _rel(path: Path, root: Path) -> str:
     return clean_text(os.fsencode(str(path.relative_to(root))))
 
 
+def _key(path: Path, root: Path) -> str:
+    """The path relative to the root, unique even where the shown label is not (two names
+    that differ only in undecodable bytes): those bytes are kept as \\xNN escapes."""
+    return os.fsencode(str(path.relative_to(root))).decode("utf-8", "backslashreplace")
+
+
 def discover(set_id: str, folder: Path) -> tuple[list[Submission], list[str]]:
     """Submissions in `folder`, flat (`<student>_<notebook>.ipynb`) or nbgrader's layout
     (`[submitted/]<student>/<set or notebook>/<notebook>.ipynb`). Returns them and the names
@@ -98,11 +104,12 @@ def discover(set_id: str, folder: Path) -> tuple[list[Submission], list[str]]:
         elif entry.name.lower().endswith(".ipynb") and (entry.is_file() or entry.is_symlink()):
             stem = name[: -len(".ipynb")]
             student = stem[: -len(nb) - 1] if stem.endswith("_" + nb) and len(stem) > len(nb) + 1 else stem
-            subs.append(Submission(student, entry, _rel(entry, root)))
+            subs.append(Submission(student, entry, _rel(entry, root), key=_key(entry, root)))
         elif entry.is_dir() and not entry.is_symlink():
             set_dir = next((entry / n for n in (set_id, nb) if (entry / n).is_dir()), None)
             if set_dir is None:
-                subs.append(Submission(name, None, name + "/", problem=f"no folder {set_id}/ or {nb}/ was handed in"))
+                subs.append(Submission(name, None, name + "/", key=_key(entry, root) + "/",
+                                       problem=f"no folder {set_id}/ or {nb}/ was handed in"))
                 continue
             found = sorted((p for p in set_dir.iterdir() if p.name.lower().endswith(".ipynb")),
                            key=lambda p: os.fsencode(p.name))
@@ -111,7 +118,8 @@ def discover(set_id: str, folder: Path) -> tuple[list[Submission], list[str]]:
             label = _rel(path, root) if path else _rel(set_dir, root) + "/"
             problem = "" if path else (f"no notebook in {_rel(set_dir, root)}/" if not found else
                                        f"{len(found)} notebooks in {_rel(set_dir, root)}/ and none is named {nb}.ipynb")
-            subs.append(Submission(name, path, label, problem=problem))
+            subs.append(Submission(name, path, label, key=_key(path, root) if path else _key(set_dir, root) + "/",
+                                   problem=problem))
         else:
             ignored.append(name)
     return subs, ignored

@@ -529,12 +529,28 @@ class Sandbox:
         self.newroot.mkdir(mode=0o755)
 
     # ------------------------------------------------------------------ set-up
+    @staticmethod
+    def _remove_stale_work_dirs(base: str) -> None:
+        """Work folders of graders that were killed (their pid is gone): the harness copy only."""
+        try:
+            entries = os.listdir(base)
+        except OSError:
+            return
+        for entry in entries:
+            parts = entry.split("-")
+            if len(parts) == 3 and parts[0] == "rnngrade" and parts[1].isdigit() \
+                    and not os.path.exists(f"/proc/{parts[1]}"):
+                path = os.path.join(base, entry)
+                if os.path.isdir(path) and not os.path.islink(path) and os.stat(path).st_uid == os.geteuid():
+                    remove_tree(path)
+
     def _make_work_dir(self) -> str:
         """A private folder outside every hidden path (the repository, submissions, output)."""
         for base in (None, "/tmp", "/var/tmp", "/dev/shm"):
             if base is not None and not os.path.isdir(base):
                 continue
-            d = tempfile.mkdtemp(prefix="rnngrade-", dir=base)
+            self._remove_stale_work_dirs(base or tempfile.gettempdir())
+            d = tempfile.mkdtemp(prefix=f"rnngrade-{os.getpid()}-", dir=base)
             real = os.path.realpath(d)
             if not any(real == h or real.startswith(h + "/") for h in self.hide):
                 os.chmod(d, 0o711)  # others may pass through to their own run folder, not list
