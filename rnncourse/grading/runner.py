@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ..exercises import SETS, questions
-from ..exercises.core import (Question, Verdict, compare_function, compare_value, mutation_message,
+from ..exercises.core import (Question, Verdict, compare_function, compare_value,
                               raised_message, stress_verdict)
 from .sandbox import LAUNCHER_FAILED, MEMORY_EXIT, Limits, Sandbox
 
@@ -56,8 +56,7 @@ def clean_text(text) -> str:
     UTF-8 without control characters: lone surrogates and undecodable bytes become U+FFFD."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    text = str(text).encode("utf-8", "replace").decode("utf-8").replace("?", "?")
-    text = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text) if not text.isascii() else text
+    text = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in str(text))
     return re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", "\ufffd", text)
 
 
