@@ -280,3 +280,18 @@ def test_a_killed_graders_leftovers_are_cleaned_up(tmp_path, monkeypatch):
     with Sandbox(LIMITS) as box:
         assert box.work.parent == tmp_path
     assert not stale.exists() and live.exists()
+
+
+def test_cpu_time_budget_of_a_run(tmp_path):
+    """All processes of a run together get `cpu_seconds` of CPU; the feedback says so."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    spin = "import time\nstart = time.process_time()\nwhile time.process_time() - start < 60:\n    pass\n"
+    write(add_cell(solution(), spin, position=2), subs / f"spin_{NOTEBOOK}.ipynb")
+    limits = Limits(timeout=60, cell_timeout=None, call_timeout=None, cpu_seconds=2, memory_mb=512, disk_mb=64)
+    run = grade("ex03", subs, tmp_path / "out", seed=1, limits=limits, jobs=1, allow_weaker=True)
+    if not run.protections.cgroup:
+        pytest.skip("no cgroups here: the CPU budget is per process (RLIMIT_CPU)")
+    row = run.row("spin")
+    assert row.status == "timeout" and row.total == FULL, row.detail
+    assert "used up its CPU time (2 s for all its processes together)" in row.detail, row.detail

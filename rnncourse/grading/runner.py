@@ -480,12 +480,15 @@ def _died_reason(res, limits: Limits, cgroup: bool) -> str:
 
 
 def _limit_text(res, limits: Limits) -> str:
-    return {"cell": f"ran longer than the per-cell time limit ({limits.cell_timeout:g} s)",
-            "call": f"ran longer than the per-call time limit ({limits.call_timeout:g} s)",
-            "run": f"was running when the whole run reached its time limit ({limits.timeout:g} s for all cells "
-                   f"and graded calls together)",
-            "cpu": f"was running when the run used up its CPU time ({limits.cpu_budget:g} s for all its "
-                   f"processes together)"}[res.stopped]
+    if res.stopped == "cell":
+        return f"ran longer than the per-cell time limit ({limits.cell_timeout:g} s)"
+    if res.stopped == "call":
+        return f"ran longer than the per-call time limit ({limits.call_timeout:g} s)"
+    if res.stopped == "cpu":
+        return (f"was running when the run used up its CPU time ({limits.cpu_budget:g} s for all its processes "
+                f"together)")
+    return (f"was running when the whole run reached its time limit ({limits.timeout:g} s for all cells and "
+            f"graded calls together)")
 
 
 def grade_submission(sub: Submission, set_id: str, sandbox: Sandbox, slot: int, seed: int,
