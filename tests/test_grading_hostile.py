@@ -50,16 +50,35 @@ def daemon_cell(marker: Path) -> str:
             "    os._exit(0)\n")
 
 
-def processes_with_marker() -> list[int]:
+def processes_with_marker(under: Path) -> list[int]:
+    """Processes of a grading run (marker in their environment) whose folder is under `under`
+    (so that runs of other graders on the same machine are not counted)."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/environ", "rb") as f:
-                    if b"RNNGRADE_RUN=" in f.read():
-                        found.append(int(entry))
+                    marked = b"RNNGRADE_RUN=" in f.read()
+                if marked and os.readlink(f"/proc/{entry}/cwd").startswith(str(under)):
+                    found.append(int(entry))
             except OSError:
                 pass
+    return found
+
+
+def descendants(pid: int) -> set[int]:
+    parent = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_bytes()
+                parent[int(entry)] = int(stat[stat.rindex(b")") + 2:].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, pp in parent.items() if pp in frontier and p not in found}
+        found |= frontier
     return found
 
 
@@ -114,7 +133,7 @@ def test_fallback_mode_grades_right_and_leaves_nothing_behind(tmp_path, monkeypa
     assert "per-call time limit (4 s)" in run.row("ben").detail
     time.sleep(2.5)
     assert not marker.exists(), "a left-behind process survived the run"
-    assert not processes_with_marker()
+    assert not processes_with_marker(work)
     assert os.listdir(work) == [], "the sandbox's work folder was left behind"
     report = (tmp_path / "out" / "report.md").read_text()
     header = report.split("## Run")[0]
@@ -140,12 +159,20 @@ def test_an_interrupted_run_resumes(tmp_path):
                             start_new_session=True)
     journal = out / "progress.jsonl"
     deadline = time.monotonic() + 240
+    running: set[int] = set()
     while time.monotonic() < deadline and proc.poll() is None:
         if journal.exists() and len(journal.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.1)
+            running = descendants(proc.pid)  # kill it in the middle of a run
+            if running:
+                break
+        time.sleep(0.05)
+    assert running, "the grader had started no run"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    time.sleep(1.0)
+    alive = [p for p in running if os.path.exists(f"/proc/{p}") and b"zombie" not in
+             Path(f"/proc/{p}/status").read_bytes().lower()] if running else []
+    assert not alive, f"runs outlived the killed grader: {alive}"
     lines = journal.read_text().splitlines()
     done_before = len(lines) - 1
     assert 2 <= done_before < 6
