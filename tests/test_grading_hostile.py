@@ -324,3 +324,22 @@ def test_cpu_time_budget_of_a_run(tmp_path):
     row = run.row("spin")
     assert row.status == "timeout" and row.total == FULL, row.detail
     assert "used up its CPU time (2 s for all its processes together)" in row.detail, row.detail
+
+
+def test_regrade_one_student_with_the_class_seed(tmp_path):
+    """--only regrades a few students; with the class's seed their rows are the class run's."""
+    sol = solution()
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    write(sol, subs / f"ann_{NOTEBOOK}.ipynb")
+    write(set_code(copy.deepcopy(sol), "temperature_softmax_code", LOOP_SOFTMAX.replace("while True", "while 1")),
+          subs / f"ben_{NOTEBOOK}.ipynb")
+    limits = Limits(timeout=12, cell_timeout=6, call_timeout=2, memory_mb=512, nproc=32, disk_mb=64)
+    whole = grade("ex03", subs, tmp_path / "all", seed=8, limits=limits, jobs=2, allow_weaker=True)
+    one = grade("ex03", subs, tmp_path / "one", seed=8, limits=limits, jobs=1, allow_weaker=True, only=["ben"])
+    assert [r.submission.student for r in one.results] == ["ben"]
+    assert (tmp_path / "one" / "feedback" / "ben.md").read_bytes() == (tmp_path / "all" / "feedback" / "ben.md").read_bytes()
+    report = (tmp_path / "all" / "report.md").read_text()
+    assert "## Needs a look" in report and "- ben: timeout: the call of temperature_softmax" in report
+    with pytest.raises(KeyError, match="no submission of zed"):
+        grade("ex03", subs, tmp_path / "x", seed=8, limits=limits, only=["zed"], allow_weaker=True)

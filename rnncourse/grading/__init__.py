@@ -122,13 +122,14 @@ class Journal:
 
 def grade(set_id: str, submissions_dir, out_dir, seed: int | None = None, limits: Limits | None = None,
           jobs: int | None = None, trials: int = 3, log=None, command: str | None = None,
-          allow_weaker: bool = False, resume: bool = True) -> GradingRun:
+          allow_weaker: bool = False, resume: bool = True, only: list[str] | None = None) -> GradingRun:
     """Grade every submission in `submissions_dir`; write the gradebook, feedback and report.
 
     Refuses (SandboxUnavailable) when the machine cannot give the full sandbox, unless
     `allow_weaker`; then the report and every feedback file say which protections are missing.
     With `resume`, an unfinished journal in `out_dir` for the same set (and seed, if given)
-    is taken over: its results stand, only the other submissions are graded.
+    is taken over: its results stand, only the other submissions are graded. `only`: grade
+    just these student ids (a regrade of a few; their inputs are those of the whole class).
     """
     if set_id not in SETS:
         raise KeyError(f"unknown exercise set {set_id!r}; known: {sorted(SETS)}")
@@ -142,10 +143,17 @@ def grade(set_id: str, submissions_dir, out_dir, seed: int | None = None, limits
     log = log or (lambda msg: None)
     question_ids = list(questions(set_id))
     subs, ignored = discover(set_id, submissions_dir)
-    names = feedback_names(subs)
+    names_all = dict(zip((s.key for s in subs), feedback_names(subs)))
+    if only:
+        unknown = sorted(set(only) - {s.student for s in subs})
+        if unknown:
+            raise KeyError(f"no submission of {', '.join(unknown)} in {submissions_dir}")
+        subs = [s for s in subs if s.student in set(only)]
+    names = [names_all[s.key] for s in subs]
 
     # The journal of an interrupted run: same set, limits and trials (and seed, if one is given).
-    header = {"version": JOURNAL_VERSION, "set": set_id, "limits": limits.as_dict(), "trials": trials}
+    header = {"version": JOURNAL_VERSION, "set": set_id, "limits": limits.as_dict(), "trials": trials,
+              "only": sorted(only or [])}
     journal = Journal(out_dir, header)
     old_header, old_results, finished = journal.previous() if resume else (None, {}, True)
     same = (old_header is not None and not finished
@@ -217,8 +225,10 @@ def grade(set_id: str, submissions_dir, out_dir, seed: int | None = None, limits
                 log(f"could not write the result of {result.submission.label}: {exc}")
             with lock:
                 done[0] += 1
+                elapsed = time.monotonic() - start
+                left = (len(subs) - done[0]) * elapsed / max(1, done[0] - resumed)
                 log(f"[{done[0]}/{len(subs)}] {result.submission.label}: {result.status} "
-                    f"{result.total:g}/{result.max_total:g}")
+                    f"{result.total:g}/{result.max_total:g} (about {left / 60:.0f} min left)")
             return result
 
         for key, result in list(results.items()):  # rewrite what was kept (feedback may be missing)

@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
                              "are missing); without it the grader refuses")
     parser.add_argument("--restart", action="store_true",
                         help="do not take over an interrupted run found in the output folder")
+    parser.add_argument("--only", action="append", metavar="STUDENT",
+                        help="grade only this student id (repeat for several): a regrade with the same --seed "
+                             "gives them the inputs of the class run")
     parser.add_argument("--quiet", action="store_true", help="print only the report")
     args = parser.parse_args(argv)
     if args.set not in SETS:
@@ -59,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "-m", "rnncourse.grading", *(argv if argv is not None else sys.argv[1:])])
     try:
         run = grade(args.set, args.submissions, args.out, seed=args.seed, limits=limits, jobs=args.jobs,
-                    log=log, command=command, allow_weaker=args.allow_weaker_sandbox, resume=not args.restart)
+                    log=log, command=command, allow_weaker=args.allow_weaker_sandbox, resume=not args.restart,
+                    only=args.only)
     except (FileNotFoundError, KeyError) as exc:
         parser.error(str(exc))
     except SandboxUnavailable as exc:

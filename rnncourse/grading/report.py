@@ -132,6 +132,12 @@ def report_markdown(set_id: str, results: list[SubmissionResult], protections_li
              f"- submissions: {len(results)}, graded in {seconds:.1f} s with {jobs} parallel job(s)"
              + (f"; {resumed} result(s) taken over from an interrupted run" if resumed else ""),
              "- statuses: " + ", ".join(f"{s} {n}" for s, n in counts.items() if n), ""]
+    look = [r for r in results if r.status in ("grader-error", "timeout")]
+    if look:
+        lines += ["## Needs a look", "",
+                  "grader-error rows are the grader's failures: regrade them (`--only STUDENT`, same seed). A "
+                  "timeout can be an honest notebook on a busy machine: the detail names the limit.", ""]
+        lines += [f"- {_md(r.submission.student)}: {r.status}: {_md(r.detail[:200])}" for r in look] + [""]
     if ignored:
         lines += ["Ignored entries (not submissions):", ""] + [f"- {_md(x)}" for x in ignored] + [""]
     return "\n".join(lines)
