@@ -161,6 +161,9 @@ def grade(set_id: str, submissions_dir, out_dir, seed: int | None = None, limits
             and (seed is None or old_header.get("seed") == int(seed)))
     if same:
         seed = int(old_header["seed"])
+    elif old_header is not None and not finished and resume:
+        log("the output folder holds an unfinished run with other settings (set, limits, trials, seed or "
+            "--only): starting afresh")
     seed = secrets.randbits(63) if seed is None else int(seed)
     header["seed"] = seed
     digests = {s.key: _file_digest(s.path) for s in subs}
