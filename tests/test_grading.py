@@ -31,7 +31,7 @@ from rnncourse.grading import Limits, grade  # noqa: E402
 from rnncourse.grading.runner import draw_inputs, read_cells  # noqa: E402
 
 # Short, for the bomb cases; roomy enough for a loaded CI machine (an honest run takes < 1 s of CPU).
-LIMITS = Limits(timeout=12, cell_timeout=6, call_timeout=4, memory_mb=512, nproc=32, disk_mb=64)
+LIMITS = Limits(timeout=20, cell_timeout=10, call_timeout=5, memory_mb=512, nproc=32, disk_mb=64)
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
            MPLBACKEND="Agg", PYTHONHASHSEED="0")
 
@@ -118,8 +118,8 @@ def test_gradebook_has_one_row_per_submission(graded):
 
 def test_limits_are_named_in_the_feedback(graded):
     run = graded["run"]
-    assert "per-cell time limit (6 s)" in run.row("loop_top").detail
-    assert "per-call time limit (4 s)" in run.row("loop_function").questions[0].message
+    assert "per-cell time limit (10 s)" in run.row("loop_top").detail
+    assert "per-call time limit (5 s)" in run.row("loop_function").questions[0].message
     assert "endless loop" not in " ".join(q.message for q in run.row("loop_function").questions)
     flood = run.row("output_flood")
     assert "output limit" in flood.detail, flood.detail
@@ -128,7 +128,8 @@ def test_limits_are_named_in_the_feedback(graded):
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 1_000_000, "the grader used over 1 GB"
     if provided(run, ("memory",)):
         bomb = run.row("shared_memory_bomb")
-        assert "memory limit (512 MB for all its processes, shared memory and files together)" in bomb.detail, bomb.detail
+        assert "memory limit (640 MB for all its processes, shared memory and files together)" in bomb.detail, bomb.detail
+    assert "memory limit (512 MB per process)" in run.row("memory_bomb").detail
     if provided(run, ("disk",)):
         assert "No space left on device" in " ".join(run.row("disk_filler").cell_errors)
 

@@ -115,7 +115,8 @@ def feedback_markdown(r: SubmissionResult, set_id: str, limits: Limits | None = 
     lines += ["Each function was called on fresh random inputs drawn by the grader, outside your notebook; "
               "the inputs' shapes are listed where an answer was wrong.", "",
               f"Limits of this grading: {cell}{call}{limits.timeout:g} s per run of the notebook; "
-              f"{limits.memory_mb} MB of memory; {limits.disk_mb} MB of files; notebooks up to "
+              f"{limits.memory_mb} MB of memory per process, {limits.run_memory_mb} MB per run; {limits.disk_mb} MB "
+              f"of files; notebooks up to "
               f"{limits.max_notebook_mb} MB.", ""]
     return "\n".join(lines)
 

@@ -465,8 +465,10 @@ def _died_reason(res, limits: Limits, cgroup: bool) -> str:
     if res.stopped == "output":
         return f"the output limit was exceeded (more than {limits.max_output_bytes // 2**20} MB sent to the grader)"
     if res.oom or (any(e.get("e") == "memory" for e in res.events) and res.returncode == MEMORY_EXIT):
-        return (f"the memory limit ({limits.memory_mb} MB" +
-                (" for all its processes, shared memory and files together" if cgroup else "") + ") was exceeded")
+        if res.oom:
+            return (f"the memory limit ({limits.run_memory_mb} MB for all its processes, shared memory and files "
+                    f"together) was exceeded")
+        return f"the memory limit ({limits.memory_mb} MB per process) was exceeded"
     rc = res.returncode
     if rc is not None and rc > 128:
         import signal as _signal

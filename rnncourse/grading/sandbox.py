@@ -92,6 +92,13 @@ class Limits:
             self.call_timeout = min(self.call_timeout, self.timeout)
 
     @property
+    def run_memory_mb(self) -> int:
+        """The whole run's memory (cgroup): `memory_mb` for one process's address space, plus room
+        for the page cache of the libraries it reads, so that one growing process fails at once
+        with MemoryError instead of thrashing against the cgroup's limit."""
+        return self.memory_mb + max(128, self.memory_mb // 4)
+
+    @property
     def cpu_budget(self) -> float:
         return float(self.cpu_seconds if self.cpu_seconds is not None else self.timeout * max(1.0, self.cpus))
 
@@ -131,8 +138,9 @@ class Protections:
             "pids": "PID namespace (the submission sees only its own processes)",
             "ipc": "private IPC (System V shared memory, semaphores and message queues, POSIX queues) and "
                    "fresh kernel keyrings",
-            "memory": (f"memory limit {limits.memory_mb} MB for the whole run (all its processes, shared memory "
-                       f"and files together, no swap; cgroup {self.cgroup}; and per process, RLIMIT_AS)" if cg else
+            "memory": (f"memory limit {limits.run_memory_mb} MB for the whole run (all its processes, shared "
+                       f"memory, files and page cache together, no swap; cgroup {self.cgroup}) and {limits.memory_mb} "
+                       f"MB per process (RLIMIT_AS)" if cg else
                        f"memory limit {limits.memory_mb} MB (RLIMIT_AS, per process)"),
             "processes": (f"process limit {limits.nproc} for the whole run (cgroup {self.cgroup})" if cg else
                           f"process limit {limits.nproc} (RLIMIT_NPROC)"),
@@ -423,7 +431,7 @@ class RunGroup:
     def __init__(self, cg: Cgroups, name: str, limits: Limits):
         self.cg, self.v2 = cg, cg.version == "v2"
         self.paths = {c: f"{base}/{name}" for c, base in cg.bases.items()}
-        mem = limits.memory_mb * 2**20
+        mem = limits.run_memory_mb * 2**20
         for path in self.paths.values():
             os.mkdir(path)
         if self.v2:
