@@ -124,3 +124,151 @@ def test_solution_notebook_grades_exactly_the_questions(set_id):
         points, source = graded[qid]
         assert points == q.points, f"{qid}: notebook gives {points} points, the question {q.points}"
         assert f'check("{set_id}.{qid}", {q.name})' in source, f"{qid}: the graded cell does not check {q.name}"
+
+
+# ----------------------------------------------------------------- self-checks that teach (issue 14)
+def _run_check(qualified_id, answer, seed=0):
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        try:
+            verdict = check(qualified_id, answer, seed=seed)
+        except AssertionError:
+            verdict = None
+    return verdict, out.getvalue()
+
+
+def test_unstable_softmax_is_named():
+    def naive(logits, temperature):
+        e = np.exp(logits / temperature)
+        return e / e.sum(axis=-1, keepdims=True)
+
+    verdict, out = _run_check("ex03.temperature_softmax", naive)
+    assert verdict is None and out.startswith("FAIL  temperature_softmax: likely mistake: the softmax is not "
+                                              "numerically stable"), out
+    assert "RuntimeWarning" not in out
+
+
+def test_unstable_log_softmax_is_named():
+    from rnncourse.exercises.ex06_numpy_to_keras import _masked_loss
+
+    def naive(logits, targets, lengths):
+        p = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+        loss, grad = _masked_loss(logits, targets, lengths)
+        n, t = targets.shape
+        mask = np.arange(t)[None, :] >= (t - lengths)[:, None]
+        nll = -np.log(np.take_along_axis(p, targets[..., None], axis=-1)[..., 0])
+        return float((nll * mask).sum() / mask.sum()), grad
+
+    verdict, out = _run_check("ex06.masked_sequence_loss", naive)
+    assert verdict is None and "not numerically stable" in out, out
+
+
+def test_in_place_mutation_is_reported():
+    from rnncourse.exercises.ex03_numpy_rnn import rnn_step_backward
+
+    def mutating(dh_next, x_t, h_prev, h_next, kernel, recurrent_kernel):
+        out = rnn_step_backward(dh_next, x_t, h_prev, h_next, kernel, recurrent_kernel)
+        h_prev[...] = 0.0
+        return out
+
+    verdict, out = _run_check("ex03.rnn_step_backward", mutating)
+    assert verdict is None and "changed its input `h_prev` in place" in out, out
+
+
+def test_complex_and_wrong_kind_answers_are_refused():
+    from rnncourse.exercises.ex04_vanishing_gradients import spectral_radius
+
+    verdict, out = _run_check("ex04.spectral_radius", lambda matrix: complex(spectral_radius(matrix)))
+    assert verdict is None and "complex numbers (dtype complex128)" in out, out
+    verdict, out = _run_check("ex03.last_hidden_state", lambda h, lengths: h[np.arange(len(h)), lengths - 1].tolist())
+    assert verdict is None and "got list" in out
+
+
+@pytest.mark.parametrize("item", FUNCTIONS, ids=_id)
+def test_float32_answers_pass_and_float32_errors_do_not(item):
+    """The tolerance policy: a float32 answer of the right values passes; one off by 1e-3
+    relative (far above float32 rounding) fails, like a float64 one."""
+    set_id, q = item
+
+    def as32(**kw):
+        out = q.reference(**kw)
+        items = out if isinstance(out, tuple) else (out,)
+        cast = tuple(np.asarray(x, dtype=np.float32) for x in items)
+        return cast if isinstance(out, tuple) else cast[0]
+
+    def off(**kw):
+        out = as32(**kw)
+        items = out if isinstance(out, tuple) else (out,)
+        bad = tuple((x + np.float32(1e-3) * (np.abs(x) + 1)).astype(np.float32) for x in items)
+        return bad if isinstance(out, tuple) else bad[0]
+
+    verdict, out = _run_check(f"{set_id}.{q.id}", as32)
+    assert verdict, out
+    verdict, out = _run_check(f"{set_id}.{q.id}", off)
+    assert verdict is None, out
+
+
+def test_zero_d_arrays_and_numpy_scalars_answer_value_questions():
+    from rnncourse.exercises import get_question
+
+    q = get_question("ex03.initial_loss")
+    for answer in (np.array(q.reference()), np.float32(q.reference()), np.float64(q.reference())):
+        verdict, out = _run_check("ex03.initial_loss", answer)
+        assert verdict, out
+
+
+@pytest.mark.parametrize("item", [i for i in QUESTIONS if i[1].kind == "value" and not i[1].choices], ids=_id)
+def test_value_checks_never_print_the_expected_value(item):
+    set_id, q = item
+    expected = float(q.reference())
+    for wrong in (expected + 10 * q.atol + 1, expected * 1.5 + 1, 0.0 if expected else 1.0):
+        verdict, out = _run_check(f"{set_id}.{q.id}", wrong)
+        assert verdict is None
+        for text in (repr(expected), f"{expected:g}", f"{expected:.3g}", f"{expected:.2f}", str(int(expected))):
+            if len(text) >= 2:
+                assert text not in out.replace(repr(wrong), "").replace(f"{wrong:g}", ""), (text, out)
+
+
+def test_value_checks_stop_judging_a_brute_force():
+    from rnncourse.exercises import MAX_VALUE_ATTEMPTS, _WRONG_VALUES
+
+    _WRONG_VALUES.pop("ex03.initial_loss", None)
+    for k in range(MAX_VALUE_ATTEMPTS + 1):
+        verdict, out = _run_check("ex03.initial_loss", 100.0 + k)
+    assert "stops judging it in this session" in out and "marks come only from the grader" in out
+    _WRONG_VALUES.pop("ex03.initial_loss", None)
+
+
+def test_exceptions_get_a_hint_and_bptt_mistakes_point_to_the_equation():
+    def loop_off_by_one(x, h0, h, dh_last, recurrent_kernel, k):
+        t = h.shape[1]
+        for step in range(t, t - k, -1):  # starts one past the last state
+            h[:, step]
+        return None
+
+    verdict, out = _run_check("ex02.truncated_bptt", loop_off_by_one)
+    assert verdict is None and out.startswith("FAIL  truncated_bptt: likely mistake: off by one in the time loop")
+    assert "raised IndexError" in out
+    from rnncourse.exercises import get_question
+
+    described = [m.describe for m in get_question("ex02.truncated_bptt").mistakes]
+    assert any("next step's gradient is not carried back" in d for d in described)
+    assert any("sign error" in d for d in described)
+    assert sum("Backpropagation through time, derived" in d for d in described) >= 2
+    step = [m.describe for m in get_question("ex03.rnn_step_backward").mistakes]
+    assert any("U where U transposed belongs" in d for d in step)
+
+
+def test_check_prints_the_stable_pass_fail_format():
+    from rnncourse.exercises.ex03_numpy_rnn import temperature_softmax
+
+    verdict, out = _run_check("ex03.temperature_softmax", temperature_softmax)
+    assert out == "PASS  temperature_softmax: correct on 3 random inputs\n"
+
+
+def test_longdouble_answers_are_judged_as_float64_in_both_places():
+    """The self-check and the grader (which receives longdouble as float64) agree."""
+    from rnncourse.exercises.ex03_numpy_rnn import rnn_step_backward
+
+    verdict, out = _run_check("ex03.rnn_step_backward",
+                              lambda **kw: tuple(g.astype(np.longdouble) for g in rnn_step_backward(**kw)))
+    assert verdict, out
