@@ -105,23 +105,31 @@ def discover(set_id: str, folder: Path) -> tuple[list[Submission], list[str]]:
             student = stem[: -len(nb) - 1] if stem.endswith("_" + nb) and len(stem) > len(nb) + 1 else stem
             subs.append(Submission(student, entry, _rel(entry, root), key=_key(entry, root)))
         elif entry.is_dir() and not entry.is_symlink():
-            set_dir = next((entry / n for n in (set_id, nb) if (entry / n).is_dir()), None)
-            if set_dir is None:
+            try:
+                subs.append(_student_folder(entry, root, name, set_id, nb))
+            except OSError as exc:  # an unreadable folder still gets a row
                 subs.append(Submission(name, None, name + "/", key=_key(entry, root) + "/",
-                                       problem=f"no folder {set_id}/ or {nb}/ was handed in"))
-                continue
-            found = sorted((p for p in set_dir.iterdir() if p.name.lower().endswith(".ipynb")),
-                           key=lambda p: os.fsencode(p.name))
-            preferred = [p for p in found if p.name == nb + ".ipynb"]
-            path = preferred[0] if preferred else (found[0] if len(found) == 1 else None)
-            label = _rel(path, root) if path else _rel(set_dir, root) + "/"
-            problem = "" if path else (f"no notebook in {_rel(set_dir, root)}/" if not found else
-                                       f"{len(found)} notebooks in {_rel(set_dir, root)}/ and none is named {nb}.ipynb")
-            subs.append(Submission(name, path, label, key=_key(path, root) if path else _key(set_dir, root) + "/",
-                                   problem=problem))
+                                       problem=f"the folder could not be read ({exc.strerror})"))
         else:
             ignored.append(name)
     return subs, ignored
+
+
+def _student_folder(entry: Path, root: Path, name: str, set_id: str, nb: str) -> Submission:
+    """One student's folder in nbgrader's layout: the notebook of the set, or why there is none."""
+    set_dir = next((entry / n for n in (set_id, nb) if (entry / n).is_dir()), None)
+    if set_dir is None:
+        return Submission(name, None, name + "/", key=_key(entry, root) + "/",
+                          problem=f"no folder {set_id}/ or {nb}/ was handed in")
+    found = sorted((p for p in set_dir.iterdir() if p.name.lower().endswith(".ipynb")),
+                   key=lambda p: os.fsencode(p.name))
+    preferred = [p for p in found if p.name == nb + ".ipynb"]
+    path = preferred[0] if preferred else (found[0] if len(found) == 1 else None)
+    label = _rel(path, root) if path else _rel(set_dir, root) + "/"
+    problem = "" if path else (f"no notebook in {_rel(set_dir, root)}/" if not found else
+                               f"{len(found)} notebooks in {_rel(set_dir, root)}/ and none is named {nb}.ipynb")
+    return Submission(name, path, label, key=_key(path, root) if path else _key(set_dir, root) + "/",
+                      problem=problem)
 
 
 # --------------------------------------------------------------------------- notebooks
