@@ -11,9 +11,17 @@ from typing import Callable
 
 import numpy as np
 
+from .validation import check_float_array
+
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    """Logistic sigmoid, computed without overflow for large negative z."""
+    """Logistic sigmoid, computed without overflow for large negative z.
+
+    z must be a float32 or float64 array or NumPy scalar (an integer array would make an
+    integer output, all zeros, so it is refused).
+    """
+    if not isinstance(z, (np.ndarray, np.floating)) or z.dtype.char not in "fd":  # cheap: called every step
+        check_float_array("z", np.asarray(z) if isinstance(z, np.generic) else z)
     out = np.empty_like(z)
     pos = z >= 0
     out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
@@ -38,6 +46,8 @@ ACTIVATIONS = {
 
 
 def get_activation(name: str) -> Activation:
+    if not isinstance(name, str):
+        raise TypeError(f"activation must be a name, one of {sorted(ACTIVATIONS)}, got {type(name).__name__} {name!r}")
     try:
         return ACTIVATIONS[name]
     except KeyError:

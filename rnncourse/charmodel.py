@@ -11,11 +11,15 @@ import numpy as np
 from .layers import dense_backward, dense_forward, one_hot
 from .losses import softmax, softmax_cross_entropy
 from .rnn import glorot_uniform, init_rnn_params, rnn_backward, rnn_forward
-from .validation import check
+from .validation import check, check_float_dtype, check_generator, check_int, check_positive
 
 
 class CharRNN:
     def __init__(self, vocab_size: int, hidden_size: int, seed: int = 0, dtype=np.float64):
+        check_int("vocab_size", vocab_size)
+        check_int("hidden_size", hidden_size)
+        check_int("seed", seed, minimum=0)
+        check_float_dtype("dtype", dtype)
         rng = np.random.default_rng(seed)
         rnn = init_rnn_params(vocab_size, hidden_size, rng, dtype)
         self.params = {
@@ -28,13 +32,17 @@ class CharRNN:
         self.vocab_size, self.hidden_size, self.dtype = vocab_size, hidden_size, dtype
 
     def initial_state(self, batch_size: int) -> np.ndarray:
+        check_int("batch_size", batch_size)
         return np.zeros((batch_size, self.hidden_size), dtype=self.dtype)
 
     def _check_ids(self, inputs, targets):
         for name, ids in (("inputs", inputs), ("targets", targets)):
-            if not isinstance(ids, np.ndarray) or not np.issubdtype(ids.dtype, np.integer) or ids.ndim != 2:
-                raise ValueError(f"{name} must be a (N, T) array of integer character ids, got "
-                                 f"{getattr(ids, 'shape', type(ids).__name__)} {getattr(ids, 'dtype', '')}")
+            if not isinstance(ids, np.ndarray) or not np.issubdtype(ids.dtype, np.integer):
+                raise ValueError(f"{name} must be a (N, T) NumPy array of integer character ids, got "
+                                 f"{type(ids).__name__} {getattr(ids, 'dtype', '')}".rstrip())
+            if ids.ndim != 2 or 0 in ids.shape:
+                raise ValueError(f"{name} must be a (N, T) array of integer character ids with N, T >= 1, "
+                                 f"got shape {ids.shape}")
         if inputs.shape != targets.shape:
             raise ValueError(f"inputs {inputs.shape} and targets {targets.shape} must have the same (N, T) shape")
 
@@ -70,14 +78,19 @@ class CharRNN:
         Temperature below 1 sharpens the distribution (safer, more repetitive text); above 1 it
         flattens it (more varied, more mistakes); temperature -> 0 is greedy argmax.
         """
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
+        check_positive("temperature", temperature)
+        check_int("length", length, minimum=0)
+        check_generator("rng", rng)
         p = self.params
         h = self.initial_state(1)
         out = []
         ids = list(start_ids)
         if not ids:
             raise ValueError("start_ids must hold at least one character id")
+        bad = [i for i in ids if not isinstance(i, (int, np.integer)) or isinstance(i, bool)
+               or not 0 <= i < self.vocab_size]
+        if bad:
+            raise ValueError(f"start_ids must be integer character ids in [0, {self.vocab_size}), got {bad[0]!r}")
         for step in range(len(ids) + length - 1):
             x = one_hot(np.array([[ids[step] if step < len(ids) else out[-1]]]), self.vocab_size, self.dtype)
             hs, _ = rnn_forward(x, h, p["rnn/kernel"], p["rnn/recurrent_kernel"], p["rnn/bias"])

@@ -12,6 +12,8 @@ from typing import Callable
 
 import numpy as np
 
+from .validation import check_positive
+
 
 def rel_error(a, b) -> float:
     """||a - b|| / (||a|| + ||b||), the scale-free distance between two gradients.
@@ -33,6 +35,11 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6)
     `x` is perturbed one entry at a time and restored afterwards; f takes no arguments so it
     can close over a whole model and a whole sequence.
     """
+    if not callable(f):
+        raise TypeError(f"f must be a function of no arguments returning the loss, got {type(f).__name__}")
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"x must be the float64 NumPy array that f reads (perturbed in place), got {type(x).__name__}")
+    check_positive("eps", eps)
     if x.dtype != np.float64:
         raise TypeError(f"gradient checks need float64 (float32 round-off swamps eps), got {x.dtype}")
     grad = np.zeros_like(x)
@@ -55,6 +62,9 @@ def gradient_check(f: Callable[[], float], arrays: dict, analytic: dict, eps: fl
     `arrays` maps names to the float64 arrays f reads; `analytic` maps the same names to the
     gradients a backward pass produced. Returns {name: relative error}.
     """
+    for name, value in (("arrays", arrays), ("analytic", analytic)):
+        if not isinstance(value, dict):
+            raise TypeError(f"{name} must be a dict {{name: array}}, got {type(value).__name__}")
     missing = set(arrays) - set(analytic)
     if missing:
         raise ValueError(f"no analytic gradient given for {sorted(missing)}")

@@ -32,7 +32,8 @@ import numpy as np
 
 from .activations import sigmoid
 from .rnn import glorot_uniform, orthogonal
-from .validation import check, check_mask
+from .validation import (check, check_cache, check_data, check_finite, check_gradient, check_int, check_mask,
+                         check_step_cache)
 
 
 def _check_weights(kernel, recurrent_kernel, bias, reset_after: bool, sizes: dict) -> dict:
@@ -56,13 +57,23 @@ def _check_weights(kernel, recurrent_kernel, bias, reset_after: bool, sizes: dic
     return sizes
 
 
+def _check_inputs(x_name, x, x_spec, states: dict, kernel, recurrent_kernel, bias, reset_after) -> dict:
+    """Shapes, dtypes and finite values of everything a forward pass reads, checked once."""
+    sizes = check_data(x_name, x, x_spec, states, kernel, gates=3)
+    sizes = _check_weights(kernel, recurrent_kernel, bias, reset_after, sizes)
+    check_finite(**{x_name: x}, **states, kernel=kernel, recurrent_kernel=recurrent_kernel, bias=bias)
+    return sizes
+
+
 # --------------------------------------------------------------------------- one time step
-def gru_step_forward(x_t, h_prev, kernel, recurrent_kernel, bias, reset_after=True):
-    """One step of the cell. x_t (N, D), h_prev (N, H) -> h_next (N, H), cache."""
-    sizes = check("x_t", x_t, ("N", "D"), {})
-    sizes = check("h_prev", h_prev, ("N", "H"), sizes)
-    _check_weights(kernel, recurrent_kernel, bias, reset_after, sizes)
-    H = sizes["H"]
+def gru_step_forward(x_t, h_prev, kernel, recurrent_kernel, bias, reset_after=True, validate=True):
+    """One step of the cell. x_t (N, D), h_prev (N, H) -> h_next (N, H), cache.
+
+    validate=False skips the input checks: gru_forward checks the whole sequence once.
+    """
+    if validate:
+        _check_inputs("x_t", x_t, ("N", "D"), {"h_prev": h_prev}, kernel, recurrent_kernel, bias, reset_after)
+    H = h_prev.shape[1]
     if reset_after:
         # Input and recurrent contributions for all three blocks, each with its own bias.
         ax = x_t @ kernel + bias[0]
@@ -83,14 +94,16 @@ def gru_step_forward(x_t, h_prev, kernel, recurrent_kernel, bias, reset_after=Tr
     return h_next, cache
 
 
-def gru_step_backward(dh_next, cache):
+def gru_step_backward(dh_next, cache, validate=True):
     """Gradients of one step. dh_next (N, H) -> (dx_t, dh_prev, dkernel, drecurrent_kernel, dbias).
 
     dbias has the shape of the bias the forward pass used: (2, 3H) with reset_after=True,
-    (3H,) otherwise.
+    (3H,) otherwise. validate=False skips the check of dh_next: gru_backward checks dh once.
     """
-    x_t, h_prev, kernel, recurrent_kernel, z, r, candidate, recurrent_h, reset_after = cache
-    check("dh_next", dh_next, h_prev.shape, {})
+    x_t, h_prev, kernel, recurrent_kernel, z, r, candidate, recurrent_h, reset_after = check_step_cache(
+        cache, "gru_step_forward", 9)
+    if validate:
+        check_gradient("dh_next", dh_next, h_prev.shape)
     H = h_prev.shape[1]
     # h_next = z * h_prev + (1 - z) * candidate: three ways back.
     dh_prev = dh_next * z
@@ -128,16 +141,14 @@ def gru_forward(x, h0, kernel, recurrent_kernel, bias, reset_after=True, mask=No
     `mask` (N, T) of booleans marks real steps; at a padded step (False) the state is carried
     over unchanged (h_t = h_{t-1}), which is what Keras does for masked inputs.
     """
-    sizes = check("x", x, ("N", "T", "D"), {})
-    sizes = check("h0", h0, ("N", "H"), sizes)
-    sizes = _check_weights(kernel, recurrent_kernel, bias, reset_after, sizes)
+    sizes = _check_inputs("x", x, ("N", "T", "D"), {"h0": h0}, kernel, recurrent_kernel, bias, reset_after)
     mask = check_mask(mask, sizes)
     N, T, _ = x.shape
     h = np.empty((N, T, sizes["H"]), dtype=np.result_type(x, h0, kernel))
     step_caches = []
     h_prev = h0
     for t in range(T):
-        h_t, step_cache = gru_step_forward(x[:, t], h_prev, kernel, recurrent_kernel, bias, reset_after)
+        h_t, step_cache = gru_step_forward(x[:, t], h_prev, kernel, recurrent_kernel, bias, reset_after, validate=False)
         if mask is not None:
             h_t = np.where(mask[:, t, None], h_t, h_prev)
         h[:, t] = h_t
@@ -156,9 +167,9 @@ def gru_backward(dh, cache):
     The term z * h_{t-1} in the update passes gradient back to h_{t-1} multiplied only by
     the update gate, a path with no weight matrix on it, like the LSTM's cell state.
     """
-    step_caches, mask, x_shape, h0_shape, bias_shape = cache
+    step_caches, mask, x_shape, h0_shape, bias_shape = check_cache(cache, "gru_forward", 5, 9)
     N, T, D = x_shape
-    check("dh", dh, (N, T, h0_shape[1]), {})
+    check_gradient("dh", dh, (N, T, h0_shape[1]))
     kernel, recurrent_kernel = step_caches[0][2], step_caches[0][3]
     dx = np.zeros(x_shape, dtype=dh.dtype)
     dkernel = np.zeros_like(kernel)
@@ -172,7 +183,7 @@ def gru_backward(dh, cache):
             live = mask[:, t, None]
             carried = np.where(live, 0.0, dh_t)
             dh_t = np.where(live, dh_t, 0.0)
-        dx_t, dh_prev, dk, drk, db = gru_step_backward(dh_t, step_caches[t])
+        dx_t, dh_prev, dk, drk, db = gru_step_backward(dh_t, step_caches[t], validate=False)
         dx[:, t] = dx_t
         dkernel += dk
         drecurrent_kernel += drk
@@ -188,7 +199,7 @@ def gru_gates(cache) -> dict:
     cell still computes gates (Keras does too) but the state ignores them; use the mask to
     hide them in a plot.
     """
-    step_caches = cache[0]
+    step_caches = check_cache(cache, "gru_forward", 5, 9)[0]
     # Positions 4..6 of a step cache hold z, r, candidate (see gru_step_forward).
     return {name: np.stack([sc[4 + k] for sc in step_caches], axis=1)
             for k, name in enumerate(("z", "r", "candidate"))}
@@ -204,6 +215,8 @@ def init_gru_params(input_dim: int, units: int, rng: np.random.Generator, dtype=
     random 3H x 3H orthogonal matrix have exactly that distribution. bias: zeros, of shape
     (2, 3H) with reset_after=True and (3H,) without.
     """
+    check_int("input_dim", input_dim)
+    check_int("units", units)
     return {
         "kernel": glorot_uniform(rng, input_dim, 3 * units, dtype),
         "recurrent_kernel": orthogonal(rng, 3 * units, dtype)[:units],

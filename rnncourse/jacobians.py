@@ -21,10 +21,11 @@ from typing import Callable
 import numpy as np
 
 from .rnn import rnn_step_backward
+from .validation import check_cache, check_generator, check_int, check_positive
 
 
 def _unmasked_steps(cache):
-    step_caches, mask, x_shape, h0_shape = cache
+    step_caches, mask, x_shape, h0_shape = check_cache(cache, "rnn_forward", 4, 6)
     if mask is not None:
         raise ValueError("these functions handle unmasked sequences only (call rnn_forward without a mask)")
     return step_caches, x_shape, h0_shape
@@ -50,6 +51,8 @@ def state_jacobian(cache, end: int, start: int) -> np.ndarray:
     """
     step_caches, x_shape, h0_shape = _unmasked_steps(cache)
     T = x_shape[1]
+    check_int("end", end, minimum=0)
+    check_int("start", start, minimum=-1)
     if not -1 <= start <= end < T:
         raise ValueError(f"need -1 <= start <= end < T = {T}, got start={start}, end={end}")
     J = step_jacobians(cache)
@@ -62,6 +65,7 @@ def state_jacobian(cache, end: int, start: int) -> np.ndarray:
 
 def numerical_jacobian(f: Callable[[np.ndarray], np.ndarray], v: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """Central-difference Jacobian of a vector function: J[i, j] = d f(v)_i / d v_j."""
+    check_positive("eps", eps)
     v = np.asarray(v, dtype=np.float64)
     columns = []
     for j in range(v.size):
@@ -128,5 +132,8 @@ def truncated_rnn_backward(dh, cache, k1: int, k2: int | None = None) -> list[di
 
 def scaled_orthogonal(rng: np.random.Generator, n: int, radius: float) -> np.ndarray:
     """A random orthogonal matrix times `radius`: every eigenvalue and singular value has modulus `radius`."""
+    check_generator("rng", rng)
+    check_int("n", n)
+    check_positive("radius", radius, allow_zero=True)
     q, r = np.linalg.qr(rng.standard_normal((n, n)))
     return radius * q * np.sign(np.diag(r))

@@ -35,7 +35,7 @@ from .activations import ACTIVATIONS
 from .gru import gru_forward
 from .lstm import lstm_forward
 from .rnn import rnn_forward
-from .validation import check, check_float_array, check_mask
+from .validation import check, check_finite, check_float_array, check_mask
 
 PARAM_NAMES = ("kernel", "recurrent_kernel", "bias")
 GATE_BLOCKS = {"SimpleRNN": 1, "GRU": 3, "LSTM": 4}  # how many H-wide blocks of columns
@@ -131,6 +131,7 @@ def _checked_assignments(layer, params) -> list:
         except ValueError as err:
             where = f"for {_describe(layer)} ({_config_words(layer)})"
             raise ValueError(f"{err}, {where}{_hint(layer, name, params[name])}") from None
+    check_finite(**{name: params[name] for name in PARAM_NAMES})
     return [(getattr(layer.cell, name), params[name]) for name in PARAM_NAMES]
 
 

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validation import check, check_shape
+from .validation import check, check_finite, check_float_array, check_shape
+
+
+def _check_logits(logits) -> None:
+    check_float_array("logits", logits)
+    check_shape("logits", logits, logits.shape[:-1] + ("V",), {})
+    check_finite(logits=logits)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """log softmax over the last axis, shifted by the max so exp never overflows."""
+    _check_logits(logits)
+    return _log_softmax(logits)
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities over the last axis: exp(log_softmax(logits))."""
     return np.exp(log_softmax(logits))
 
 
@@ -24,7 +36,7 @@ def softmax_cross_entropy(logits, targets, mask=None):
     positions where it is False (padding) contribute neither loss nor gradient, and the mean is
     taken over the True positions only. Returns (loss, dlogits).
     """
-    check("logits", logits, logits.shape[:-1] + ("V",), {})
+    _check_logits(logits)
     if not isinstance(targets, np.ndarray) or not np.issubdtype(targets.dtype, np.integer):
         raise TypeError(
             f"targets must be a NumPy array of integer class ids, got "
@@ -44,7 +56,7 @@ def softmax_cross_entropy(logits, targets, mask=None):
     count = weights.sum()
     if count == 0:
         raise ValueError("mask selects no position: the mean loss is undefined")
-    logp = log_softmax(logits)
+    logp = _log_softmax(logits)
     picked = np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
     loss = -(picked * weights).sum() / count
     dlogits = np.exp(logp)
@@ -55,7 +67,10 @@ def softmax_cross_entropy(logits, targets, mask=None):
 
 def mean_squared_error(predictions, targets):
     """Mean over every element of (predictions - targets)**2. Returns (loss, dpredictions)."""
-    check("predictions", predictions, predictions.shape, {})
+    check_float_array("predictions", predictions)
+    if predictions.size == 0:
+        raise ValueError(f"predictions must hold at least one value, got shape {predictions.shape}")
     check("targets", targets, predictions.shape, {})
+    check_finite(predictions=predictions, targets=targets)
     diff = predictions - targets
     return float(np.mean(diff * diff)), 2.0 * diff / diff.size

@@ -28,7 +28,8 @@ import numpy as np
 
 from .activations import sigmoid
 from .rnn import glorot_uniform, orthogonal
-from .validation import check, check_mask
+from .validation import (check, check_cache, check_data, check_finite, check_gradient, check_int, check_mask,
+                         check_step_cache)
 
 GATES = ("i", "f", "g", "o")
 
@@ -42,14 +43,23 @@ def _check_weights(kernel, recurrent_kernel, bias, sizes: dict) -> dict:
     return sizes
 
 
+def _check_inputs(x_name, x, x_spec, states: dict, kernel, recurrent_kernel, bias) -> dict:
+    """Shapes, dtypes and finite values of everything a forward pass reads, checked once."""
+    sizes = check_data(x_name, x, x_spec, states, kernel, gates=4)
+    sizes = _check_weights(kernel, recurrent_kernel, bias, sizes)
+    check_finite(**{x_name: x}, **states, kernel=kernel, recurrent_kernel=recurrent_kernel, bias=bias)
+    return sizes
+
+
 # --------------------------------------------------------------------------- one time step
-def lstm_step_forward(x_t, h_prev, c_prev, kernel, recurrent_kernel, bias):
-    """One step of the cell. x_t (N, D), h_prev and c_prev (N, H) -> h_next, c_next (N, H), cache."""
-    sizes = check("x_t", x_t, ("N", "D"), {})
-    sizes = check("h_prev", h_prev, ("N", "H"), sizes)
-    sizes = check("c_prev", c_prev, ("N", "H"), sizes)
-    _check_weights(kernel, recurrent_kernel, bias, sizes)
-    H = sizes["H"]
+def lstm_step_forward(x_t, h_prev, c_prev, kernel, recurrent_kernel, bias, validate=True):
+    """One step of the cell. x_t (N, D), h_prev and c_prev (N, H) -> h_next, c_next (N, H), cache.
+
+    validate=False skips the input checks: lstm_forward checks the whole sequence once.
+    """
+    if validate:
+        _check_inputs("x_t", x_t, ("N", "D"), {"h_prev": h_prev, "c_prev": c_prev}, kernel, recurrent_kernel, bias)
+    H = h_prev.shape[1]
     # One matrix product for all four gates, then cut the columns into the four blocks.
     a = x_t @ kernel + h_prev @ recurrent_kernel + bias
     i = sigmoid(a[:, 0 * H:1 * H])
@@ -63,15 +73,18 @@ def lstm_step_forward(x_t, h_prev, c_prev, kernel, recurrent_kernel, bias):
     return h_next, c_next, cache
 
 
-def lstm_step_backward(dh_next, dc_next, cache):
+def lstm_step_backward(dh_next, dc_next, cache, validate=True):
     """Gradients of one step.
 
     dh_next, dc_next (N, H) are the gradients with respect to h_next and c_next. Returns
-    (dx_t, dh_prev, dc_prev, dkernel, drecurrent_kernel, dbias).
+    (dx_t, dh_prev, dc_prev, dkernel, drecurrent_kernel, dbias). validate=False skips the
+    checks of dh_next and dc_next: lstm_backward checks its gradients once.
     """
-    x_t, h_prev, c_prev, kernel, recurrent_kernel, i, f, g, o, c_next, tanh_c = cache
-    check("dh_next", dh_next, c_next.shape, {})
-    check("dc_next", dc_next, c_next.shape, {})
+    x_t, h_prev, c_prev, kernel, recurrent_kernel, i, f, g, o, c_next, tanh_c = check_step_cache(
+        cache, "lstm_step_forward", 11)
+    if validate:
+        check_gradient("dh_next", dh_next, c_next.shape)
+        check_gradient("dc_next", dc_next, c_next.shape)
     # c_next reaches the loss two ways: directly (dc_next) and through h_next = o * tanh(c_next).
     dc = dc_next + dh_next * o * (1.0 - tanh_c * tanh_c)
     do = dh_next * tanh_c
@@ -99,10 +112,7 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
     booleans marks real steps; at a padded step (False) both states are carried over
     unchanged, which is what Keras does for masked inputs.
     """
-    sizes = check("x", x, ("N", "T", "D"), {})
-    sizes = check("h0", h0, ("N", "H"), sizes)
-    sizes = check("c0", c0, ("N", "H"), sizes)
-    sizes = _check_weights(kernel, recurrent_kernel, bias, sizes)
+    sizes = _check_inputs("x", x, ("N", "T", "D"), {"h0": h0, "c0": c0}, kernel, recurrent_kernel, bias)
     mask = check_mask(mask, sizes)
     N, T, _ = x.shape
     dtype = np.result_type(x, h0, c0, kernel)
@@ -111,7 +121,8 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
     step_caches = []
     h_prev, c_prev = h0, c0
     for t in range(T):
-        h_t, c_t, step_cache = lstm_step_forward(x[:, t], h_prev, c_prev, kernel, recurrent_kernel, bias)
+        h_t, c_t, step_cache = lstm_step_forward(x[:, t], h_prev, c_prev, kernel, recurrent_kernel, bias,
+                                                  validate=False)
         if mask is not None:
             live = mask[:, t, None]
             h_t = np.where(live, h_t, h_prev)
@@ -136,12 +147,12 @@ def lstm_backward(dh, cache, dc_last=None):
     state path multiplies only by the forget gate, never by a weight matrix, which is why
     gradients survive over many more steps than in the vanilla RNN.
     """
-    step_caches, mask, _, x_shape, h0_shape = cache
+    step_caches, mask, _, x_shape, h0_shape = check_cache(cache, "lstm_forward", 5, 11)
     N, T, D = x_shape
-    check("dh", dh, (N, T, h0_shape[1]), {})
+    check_gradient("dh", dh, (N, T, h0_shape[1]))
     dc_next = np.zeros(h0_shape, dtype=dh.dtype)
     if dc_last is not None:
-        check("dc_last", dc_last, h0_shape, {})
+        check_gradient("dc_last", dc_last, h0_shape)
         dc_next = dc_next + dc_last
     kernel, recurrent_kernel = step_caches[0][3], step_caches[0][4]
     dx = np.zeros(x_shape, dtype=dh.dtype)
@@ -159,7 +170,7 @@ def lstm_backward(dh, cache, dc_last=None):
             carried_c = np.where(live, 0.0, dc_t)
             dh_t = np.where(live, dh_t, 0.0)
             dc_t = np.where(live, dc_t, 0.0)
-        dx_t, dh_prev, dc_prev, dk, drk, db = lstm_step_backward(dh_t, dc_t, step_caches[t])
+        dx_t, dh_prev, dc_prev, dk, drk, db = lstm_step_backward(dh_t, dc_t, step_caches[t], validate=False)
         dx[:, t] = dx_t
         dkernel += dk
         drecurrent_kernel += drk
@@ -179,7 +190,7 @@ def lstm_gates(cache) -> dict:
     step the cell still computes gates (Keras does too) but the states ignore them; use the
     mask to hide them in a plot.
     """
-    step_caches, _, c, _, _ = cache
+    step_caches, _, c, _, _ = check_cache(cache, "lstm_forward", 5, 11)
     # Positions 5..8 of a step cache hold i, f, g, o (see lstm_step_forward).
     gates = {name: np.stack([sc[5 + k] for sc in step_caches], axis=1) for k, name in enumerate(GATES)}
     gates["c"] = c
@@ -196,6 +207,8 @@ def init_lstm_params(input_dim: int, units: int, rng: np.random.Generator, dtype
     forget gate, which starts at 1 (Keras's unit_forget_bias=True) so that early in training
     the cell remembers by default instead of forgetting by default.
     """
+    check_int("input_dim", input_dim)
+    check_int("units", units)
     bias = np.zeros(4 * units, dtype=dtype)
     bias[units:2 * units] = 1.0
     return {

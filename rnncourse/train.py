@@ -7,10 +7,20 @@ import numpy as np
 from .data import stream_batches
 from .optim import clip_by_global_norm
 from .progress import Progress
+from .validation import check_int, check_positive
+
+
+def _check_ids(name: str, ids) -> None:
+    if not isinstance(ids, np.ndarray) or not np.issubdtype(ids.dtype, np.integer) or ids.ndim != 1:
+        raise TypeError(f"{name} must be a 1-D NumPy array of integer character ids, got "
+                        f"{type(ids).__name__} {getattr(ids, 'dtype', '')} of shape {getattr(ids, 'shape', '?')}")
 
 
 def evaluate(model, ids: np.ndarray, batch_size: int = 16, seq_len: int = 100) -> float:
     """Mean cross-entropy (nats per character) over a held-out stream, state carried across windows."""
+    _check_ids("ids", ids)
+    check_int("batch_size", batch_size)
+    check_int("seq_len", seq_len)
     h = model.initial_state(batch_size)
     total, count = 0.0, 0
     for inputs, targets in stream_batches(ids, batch_size, seq_len):
@@ -29,6 +39,13 @@ def train_char_model(model, train_ids, val_ids, optimizer, steps: int, batch_siz
     hidden state of each window starts the next one (its gradient stops there: truncated BPTT).
     When a pass over the text ends, the next one starts with a zero state.
     """
+    _check_ids("train_ids", train_ids)
+    _check_ids("val_ids", val_ids)
+    for name, value in (("steps", steps), ("batch_size", batch_size), ("seq_len", seq_len),
+                        ("eval_every", eval_every), ("eval_chars", eval_chars), ("progress_lines", progress_lines)):
+        check_int(name, value)
+    if clip_norm is not None:
+        check_positive("clip_norm", clip_norm)
     history = {"step": [], "train_loss": [], "val_step": [], "val_loss": [], "grad_norm": []}
     progress = Progress(steps, lines=progress_lines)
     val_ids = val_ids[:eval_chars]
