@@ -107,7 +107,7 @@ class Measured:
     def describe_tolerance(self) -> str:
         if self.log:
             return f"a factor of {10 ** self.tol:g}"
-        return f"±{self.tol:g}" if self.tol else "exact"
+        return f"±{self.tol:.2g}" if self.tol else "exact"
 
     def to_json(self) -> dict:
         return {"value": self.value, "tol": self.tol, "log": self.log, "text": str(self)}

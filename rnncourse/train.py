@@ -32,12 +32,16 @@ def evaluate(model, ids: np.ndarray, batch_size: int = 16, seq_len: int = 100) -
 
 def train_char_model(model, train_ids, val_ids, optimizer, steps: int, batch_size: int = 32,
                      seq_len: int = 50, clip_norm: float | None = 5.0, eval_every: int = 250,
-                     eval_chars: int = 20_000, progress_lines: int = 10) -> dict:
+                     eval_chars: int = 20_000, progress_lines: int = 10,
+                     progress_tolerance: float | None = None) -> dict:
     """Train for `steps` updates; return the history of train and validation losses.
 
     Windows are taken in order through `batch_size` parallel streams of the text, and the final
     hidden state of each window starts the next one (its gradient stops there: truncated BPTT).
     When a pass over the text ends, the next one starts with a zero state.
+
+    With `progress_tolerance`, the progress lines show the losses to 3 decimals as measured
+    values that the test suite compares within that tolerance (see `rnncourse.progress`).
     """
     _check_ids("train_ids", train_ids)
     _check_ids("val_ids", val_ids)
@@ -47,7 +51,8 @@ def train_char_model(model, train_ids, val_ids, optimizer, steps: int, batch_siz
     if clip_norm is not None:
         check_positive("clip_norm", clip_norm)
     history = {"step": [], "train_loss": [], "val_step": [], "val_loss": [], "grad_norm": []}
-    progress = Progress(steps, lines=progress_lines)
+    progress = Progress(steps, lines=progress_lines, tolerance=progress_tolerance,
+                        digits=4 if progress_tolerance is None else 3)
     val_ids = val_ids[:eval_chars]
     batches, h = None, None
     recent = []
