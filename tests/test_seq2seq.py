@@ -165,11 +165,12 @@ def _toy(n=64, seed=0):
 def test_step_model_reproduces_teacher_forced_model(keras_mod, attention):
     """Running the step model over the gold prefix gives the training model's probabilities:
     the two share their weights and compute the same thing."""
-    from rnncourse.keras_models.seq2seq import build_seq2seq
+    from rnncourse.keras_models.seq2seq import build_seq2seq, teacher_forced_predictions
 
     m = build_seq2seq(6, 8, units=8, embed=4, attention=attention)
     src, dec_in, _ = _toy(4)
     full = m.training.predict_on_batch([src, dec_in])
+    np.testing.assert_array_equal(teacher_forced_predictions(m, src, dec_in), full.argmax(-1))
     enc_out, state = m.encode(src)
     for t in range(dec_in.shape[1]):
         probs, state, w = m.step(dec_in[:, t], state, enc_out, src)
