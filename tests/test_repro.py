@@ -51,6 +51,7 @@ def test_compare_payloads():
     [problem] = compare_payloads(_payload(0.80), _payload(0.83))
     assert "'LSTM'" in problem and "accuracy" in problem and "tolerance 0.02" in problem
     assert "tolerance changed" in compare_payloads(_payload(0.80), _payload(0.80, tol=0.1))[0]
+    assert compare_payloads(_payload(0.80, tol=0.028872080137082156), _payload(0.80, tol=0.028872080137080893)) == []
     assert "stored 'LSTM'" in compare_payloads(_payload(0.80), _payload(0.80, label="GRU"))[0]
 
 
