@@ -41,4 +41,4 @@ The course's own machinery:
     grading      the instructor's grader: submissions run sandboxed, judged in the grader's process
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
