@@ -65,6 +65,21 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 MAX_LINE = 8 * 2**20                      # one event line (an answer of up to 4 MB, base64)
 
 
+
+def _entries_of_dead_graders(parent: str) -> list[str]:
+    """Names `rnngrade-PID-N` in `parent` whose grader process PID no longer exists."""
+    try:
+        entries = os.listdir(parent)
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        parts = entry.split("-")
+        if len(parts) == 3 and parts[0] == "rnngrade" and parts[1].isdigit() \
+                and not os.path.exists(f"/proc/{parts[1]}"):
+            found.append(entry)
+    return found
+
 class SandboxUnavailable(RuntimeError):
     """The machine cannot provide the full sandbox and a weaker one was not allowed."""
 
@@ -348,16 +363,7 @@ class Cgroups:
     @staticmethod
     def _remove_stale(parent: str) -> None:
         """Groups left by a grader that was killed (its pid is gone): empty, so removable."""
-        try:
-            entries = os.listdir(parent)
-        except OSError:
-            return
-        for entry in entries:
-            parts = entry.split("-")
-            if len(parts) != 3 or parts[0] != "rnngrade" or not parts[1].isdigit():
-                continue
-            if os.path.exists(f"/proc/{parts[1]}"):
-                continue
+        for entry in _entries_of_dead_graders(parent):
             base = os.path.join(parent, entry)
             for sub in os.listdir(base) if os.path.isdir(base) else []:
                 if os.path.isdir(os.path.join(base, sub)):
@@ -540,17 +546,10 @@ class Sandbox:
     @staticmethod
     def _remove_stale_work_dirs(base: str) -> None:
         """Work folders of graders that were killed (their pid is gone): the harness copy only."""
-        try:
-            entries = os.listdir(base)
-        except OSError:
-            return
-        for entry in entries:
-            parts = entry.split("-")
-            if len(parts) == 3 and parts[0] == "rnngrade" and parts[1].isdigit() \
-                    and not os.path.exists(f"/proc/{parts[1]}"):
-                path = os.path.join(base, entry)
-                if os.path.isdir(path) and not os.path.islink(path) and os.stat(path).st_uid == os.geteuid():
-                    remove_tree(path)
+        for entry in _entries_of_dead_graders(base):
+            path = os.path.join(base, entry)
+            if os.path.isdir(path) and not os.path.islink(path) and os.stat(path).st_uid == os.geteuid():
+                remove_tree(path)
 
     def _make_work_dir(self) -> str:
         """A private folder outside every hidden path (the repository, submissions, output)."""
