@@ -44,7 +44,7 @@ PROFILE ?= avx2
 PORTABLE_PROFILES := avx2 avx threads
 
 .PHONY: help venv mathjax book serve test test-package test-notebooks test-portable test-book chromium \
-        execute exercises clean
+        execute exercises bench clean
 
 help:
 	@echo "make book            build the HTML book into _build/html (creates .venv, fetches MathJax)"
@@ -53,6 +53,7 @@ help:
 	@echo "make execute NB=...  re-execute one notebook in place and store its outputs"
 	@echo "make test-portable   re-run every notebook (or NB=...) under three restricted CPU profiles"
 	@echo "make exercises       regenerate exercises/ from solutions/ (or SET=exNN_topic) and store outputs"
+	@echo "make bench           time the NumPy layers, Keras and batching; write book/data/benchmarks.json"
 
 # ---------------------------------------------------------------- environment
 $(BIN)/activate: requirements.txt requirements-data.txt pyproject.toml
@@ -92,6 +93,15 @@ execute: venv
 
 exercises: venv
 	$(BIN)/python scripts/generate_exercises.py $(SET)
+
+# ---------------------------------------------------------------- benchmarks
+# Timings run with the libraries' own defaults, as a reader's machine has them: OpenBLAS picks
+# its kernel for this CPU and TensorFlow runs with oneDNN on; both get BENCH_THREADS threads.
+# BENCH_ARGS="--course" adds every notebook, the book build and grading 100 submissions.
+BENCH_THREADS ?= 2
+bench: venv
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE -u TF_ENABLE_ONEDNN_OPTS \
+	  $(BIN)/python scripts/bench.py --threads $(BENCH_THREADS) $(BENCH_ARGS)
 
 # ---------------------------------------------------------------- tests
 test: test-package test-notebooks test-book

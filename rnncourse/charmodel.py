@@ -2,6 +2,10 @@
 
 Built only from the package's forward/backward pairs; its parameters are a flat dict whose
 names say which Keras weight each one is (`rnn/kernel` is SimpleRNN's kernel, and so on).
+
+With fast=True the recurrent layer runs through `rnncourse.fast` instead of `rnncourse.rnn`:
+the same equations with the input projection and the weight gradients hoisted out of the
+loop over time (equal to round-off; see the Benchmarks appendix for what it saves).
 """
 
 from __future__ import annotations
@@ -10,16 +14,19 @@ import numpy as np
 
 from .layers import dense_backward, dense_forward, one_hot
 from .losses import softmax, softmax_cross_entropy
+from .fast import rnn_backward_fast, rnn_forward_fast
 from .rnn import glorot_uniform, init_rnn_params, rnn_backward, rnn_forward
 from .validation import check, check_float_dtype, check_generator, check_int, check_positive
 
 
 class CharRNN:
-    def __init__(self, vocab_size: int, hidden_size: int, seed: int = 0, dtype=np.float64):
+    def __init__(self, vocab_size: int, hidden_size: int, seed: int = 0, dtype=np.float64, fast: bool = False):
         check_int("vocab_size", vocab_size)
         check_int("hidden_size", hidden_size)
         check_int("seed", seed, minimum=0)
         check_float_dtype("dtype", dtype)
+        if not isinstance(fast, bool):
+            raise TypeError(f"fast must be True or False, got {type(fast).__name__} {fast!r}")
         rng = np.random.default_rng(seed)
         rnn = init_rnn_params(vocab_size, hidden_size, rng, dtype)
         self.params = {
@@ -30,6 +37,7 @@ class CharRNN:
             "dense/bias": np.zeros(vocab_size, dtype=dtype),
         }
         self.vocab_size, self.hidden_size, self.dtype = vocab_size, hidden_size, dtype
+        self.fast = fast
 
     def initial_state(self, batch_size: int) -> np.ndarray:
         check_int("batch_size", batch_size)
@@ -53,7 +61,8 @@ class CharRNN:
         h0 = self.initial_state(inputs.shape[0]) if h0 is None else h0
         check("h0", h0, (inputs.shape[0], self.hidden_size), {})
         x = one_hot(inputs, self.vocab_size, self.dtype)
-        h, rnn_cache = rnn_forward(x, h0, p["rnn/kernel"], p["rnn/recurrent_kernel"], p["rnn/bias"])
+        rnn_layer = rnn_forward_fast if self.fast else rnn_forward
+        h, rnn_cache = rnn_layer(x, h0, p["rnn/kernel"], p["rnn/recurrent_kernel"], p["rnn/bias"])
         logits, dense_cache = dense_forward(h, p["dense/kernel"], p["dense/bias"])
         loss, dlogits = softmax_cross_entropy(logits, targets)
         return loss, h[:, -1], (rnn_cache, dense_cache, dlogits)
@@ -65,7 +74,10 @@ class CharRNN:
         """Loss, gradients of every parameter (same keys as `params`), and the last hidden state."""
         loss, h_last, (rnn_cache, dense_cache, dlogits) = self.forward(inputs, targets, h0)
         dh, dkernel_out, dbias_out = dense_backward(dlogits, dense_cache)
-        _, _, dkernel, drecurrent, dbias = rnn_backward(dh, rnn_cache)
+        if self.fast:  # the inputs are data: their gradient is never needed
+            _, _, dkernel, drecurrent, dbias = rnn_backward_fast(dh, rnn_cache, input_gradient=False)
+        else:
+            _, _, dkernel, drecurrent, dbias = rnn_backward(dh, rnn_cache)
         grads = {
             "rnn/kernel": dkernel, "rnn/recurrent_kernel": drecurrent, "rnn/bias": dbias,
             "dense/kernel": dkernel_out, "dense/bias": dbias_out,

@@ -1,0 +1,432 @@
+"""Fast forward and backward passes for the RNN, LSTM and GRU layers, equal to the clear ones.
+
+`rnncourse.rnn`, `rnncourse.lstm` and `rnncourse.gru` are written to be read: one function per
+time step, each computing its own input projection and its own weight gradients. That is the
+algorithm, but not the fastest way to run it. Three facts make a faster version possible
+without changing a single equation:
+
+1. **The input projection does not depend on the recurrence.** x_t @ kernel + bias for every t
+   is one (N*T, D) @ (D, G) matrix product, done before the time loop ("hoisted"). Only
+   h_{t-1} @ recurrent_kernel has to wait for the previous step.
+2. **The weight gradients are sums over steps of outer products,** dkernel = sum_t x_t^T da_t
+   and drecurrent_kernel = sum_t h_{t-1}^T da_t. Stack every step's da_t into one (N*T, G)
+   array and each sum is one matrix product, after the loop, as is dx = da @ kernel^T.
+   One large product runs much closer to the CPU's peak than T small ones.
+3. **Element-wise work that does not depend on the recurrence can leave the loop too.** In
+   the backward pass, derivatives such as o_t * (1 - tanh(c_t)^2) are known as soon as the
+   forward pass ends; they are computed for all steps at once, so the loop over time keeps
+   only the few multiplications that need the gradient arriving from step t + 1. In the
+   forward pass each sigmoid is computed as 0.5 * tanh(a / 2) + 0.5, with the 1/2 folded
+   into a copy of the weights, so that one `np.tanh` call covers every gate of a step.
+
+Everything else is bookkeeping: buffers for all steps are allocated once per call and written
+in place (`out=`), inputs are validated once per call, and the LSTM works internally with its
+gate columns ordered [o | i | f | g] instead of Keras's [i | f | g | o], so that the three
+sigmoid gates are one contiguous block in the forward pass and the three gates multiplied by
+the cell-state gradient ([i | f | g]) are one contiguous block in the backward pass. The
+gradients are put back into Keras's order before they are returned.
+
+Each function takes and returns exactly what its clear twin does (same shapes, same Keras
+weight layout, same masking rule), so a model can switch between them;
+`tests/test_fast.py` checks outputs and gradients against the clear code, and the gradients
+against central differences. The results agree to round-off, not bit for bit: the sums are
+taken in another order and the sigmoid is computed another way.
+
+The GRU fast path implements Keras's default form, reset_after=True, only.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import gru as _gru
+from . import lstm as _lstm
+from . import rnn as _rnn
+from .activations import Activation, get_activation
+from .validation import check_gradient, check_mask
+
+
+def _time_major(a: np.ndarray) -> np.ndarray:
+    """(N, T, ...) -> a contiguous (T, N, ...) copy."""
+    return np.ascontiguousarray(a.swapaxes(0, 1))
+
+
+def _batch_major(a: np.ndarray) -> np.ndarray:
+    """(T, N, ...) -> a contiguous (N, T, ...) copy, the layout the package's callers use."""
+    return np.ascontiguousarray(a.swapaxes(0, 1))
+
+
+def _feature_major(a: np.ndarray) -> np.ndarray:
+    """(N, T, F) -> a contiguous (T, F, N) copy: each step's features are rows, its examples columns."""
+    return np.ascontiguousarray(a.transpose(1, 2, 0))
+
+
+def _read_only_view(a: np.ndarray, axes: tuple) -> np.ndarray:
+    """A transposed view of a cached array, for the caller: no copy (a caller that needs another
+    layout pays for it only then), and read-only, so that writing into it cannot corrupt the
+    cache the backward pass reads."""
+    view = a.transpose(axes)
+    view.flags.writeable = False
+    return view
+
+
+def _check_cache(cache, kind: type, made_by: str):
+    if not isinstance(cache, kind):
+        raise TypeError(f"cache must be the cache that {made_by} returned (a {kind.__name__}), "
+                        f"got {type(cache).__name__}")
+    return cache
+
+
+# ================================================================= vanilla RNN
+class RNNCache(NamedTuple):
+    x: np.ndarray                 # (T, N, D) the inputs, time-major
+    kernel: np.ndarray
+    recurrent_kernel: np.ndarray
+    states: np.ndarray            # (T + 1, N, H): h0, then the state after every step
+    activation: Activation
+    mask: np.ndarray | None       # (N, T), True at real steps
+
+
+def rnn_forward_fast(x, h0, kernel, recurrent_kernel, bias, activation="tanh", mask=None):
+    """`rnncourse.rnn.rnn_forward`, with the input projection hoisted out of the time loop.
+
+    Returns h (N, T, H) and a cache for `rnn_backward_fast`.
+    """
+    sizes = _rnn._check_inputs("x", x, ("N", "T", "D"), {"h0": h0}, kernel, recurrent_kernel, bias)
+    mask = check_mask(mask, sizes)
+    act = get_activation(activation)
+    N, T, D = x.shape
+    H = sizes["H"]
+    dtype = np.result_type(x, h0, kernel)
+    x_tm = _time_major(x)
+    states = np.empty((T + 1, N, H), dtype=dtype)
+    states[0] = h0
+    # Every step's x_t @ kernel + bias in one product; the loop turns it into the states in place.
+    np.matmul(x_tm.reshape(T * N, D), kernel, out=states[1:].reshape(T * N, H))
+    states[1:] += bias
+    recurrent = np.empty((N, H), dtype=dtype)
+    for t in range(T):
+        h_t = states[t + 1]
+        np.matmul(states[t], recurrent_kernel, out=recurrent)
+        h_t += recurrent
+        if act.name == "tanh":
+            np.tanh(h_t, out=h_t)
+        else:
+            h_t[...] = act.forward(h_t)
+        if mask is not None:
+            np.copyto(h_t, states[t], where=~mask[:, t, None])
+    return _read_only_view(states[1:], (1, 0, 2)), RNNCache(x_tm, kernel, recurrent_kernel, states, act, mask)
+
+
+def rnn_backward_fast(dh, cache, input_gradient=True):
+    """`rnncourse.rnn.rnn_backward`: (dx, dh0, dkernel, drecurrent_kernel, dbias).
+
+    The weight gradients and dx are one matrix product each over all steps. With
+    input_gradient=False, dx is not computed (None): a first layer fed with data never needs it.
+    """
+    x_tm, kernel, recurrent_kernel, states, act, mask = _check_cache(cache, RNNCache, "rnn_forward_fast")
+    T, N, D = x_tm.shape
+    H = states.shape[2]
+    check_gradient("dh", dh, (N, T, H))
+    dtype = np.result_type(dh, states)
+    dh_tm = _time_major(dh)
+    # dz_t = (dh_t + gradient from step t+1) * f'(z_t); f' is known for all steps now, so it is
+    # computed before the loop, and dz is filled in place.
+    h = states[1:]
+    if act.name == "tanh":
+        dz = np.multiply(h, h, dtype=dtype)
+        np.subtract(1.0, dz, out=dz)
+    else:
+        dz = act.derivative_from_output(h).astype(dtype)
+    recurrent_kernel_t = np.ascontiguousarray(recurrent_kernel.T)
+    dh_next = np.zeros((N, H), dtype=dtype)
+    dh_t = np.empty((N, H), dtype=dtype)
+    for t in range(T - 1, -1, -1):
+        np.add(dh_tm[t], dh_next, out=dh_t)
+        dz_t = dz[t]
+        dz_t *= dh_t
+        np.matmul(dz_t, recurrent_kernel_t, out=dh_next)
+        if mask is not None:
+            # A padded step copied h_{t-1} forward: its gradient passes straight back.
+            padded = ~mask[:, t, None]
+            np.copyto(dz_t, 0.0, where=padded)
+            np.copyto(dh_next, dh_t, where=padded)
+    dz2 = dz.reshape(T * N, H)
+    dkernel = np.matmul(x_tm.reshape(T * N, D).T, dz2)
+    drecurrent_kernel = np.matmul(states[:-1].reshape(T * N, H).T, dz2)
+    dbias = dz2.sum(axis=0)
+    dx = _batch_major(np.matmul(dz2, kernel.T).reshape(T, N, D)) if input_gradient else None
+    return dx, dh_next, dkernel, drecurrent_kernel, dbias
+
+
+# ======================================================================== LSTM
+# Keras's columns are [i | f | g | o]; inside the fast path they are [o | i | f | g].
+def _lstm_to_internal(a: np.ndarray, H: int) -> np.ndarray:
+    return np.concatenate([a[..., 3 * H:], a[..., :3 * H]], axis=-1)
+
+
+def _lstm_to_keras(a: np.ndarray, H: int) -> np.ndarray:
+    return np.concatenate([a[..., H:], a[..., :H]], axis=-1)
+
+
+class LSTMCache(NamedTuple):
+    x: np.ndarray                 # (T, N, D) the inputs, time-major
+    kernel: np.ndarray            # (D, 4H) internal order [o | i | f | g], as given (not halved)
+    recurrent_kernel: np.ndarray  # (H, 4H) internal order
+    gates: np.ndarray             # (T, 4H, N): o, i, f, g after their nonlinearities
+    states: np.ndarray            # (T + 1, H, N): h0, then h after every step
+    cells: np.ndarray             # (T + 1, H, N): c0, then c after every step
+    tanh_c: np.ndarray            # (T, H, N)
+    mask: np.ndarray | None
+
+
+def lstm_forward_fast(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
+    """`rnncourse.lstm.lstm_forward`: x (N, T, D), h0, c0 (N, H) -> h, c (N, T, H), cache."""
+    sizes = _lstm._check_inputs("x", x, ("N", "T", "D"), {"h0": h0, "c0": c0}, kernel, recurrent_kernel, bias)
+    mask = check_mask(mask, sizes)
+    N, T, D = x.shape
+    H = sizes["H"]
+    dtype = np.result_type(x, h0, c0, kernel)
+    kernel_int = _lstm_to_internal(kernel, H)
+    recurrent_int = _lstm_to_internal(recurrent_kernel, H)
+    # sigmoid(a) = 0.5 * tanh(a / 2) + 0.5: halve the sigmoid gates' weights and bias once, and
+    # a single tanh per step serves all four gates.
+    half = np.ones(4 * H, dtype=dtype)
+    half[:3 * H] = 0.5
+    x_tm = _time_major(x)
+    # Every step's kernel^T x_t^T, (4H, N) per step, before the loop (the bias is added inside
+    # it, where each step's block is already in the cache).
+    gates = np.matmul(np.ascontiguousarray((kernel_int * half).T), _feature_major(x)).astype(dtype, copy=False)
+    bias_column = (_lstm_to_internal(bias, H) * half).astype(dtype)[:, None]
+    recurrent_t = np.ascontiguousarray((recurrent_int * half).T, dtype=dtype)    # (4H, H)
+    states = np.empty((T + 1, H, N), dtype=dtype)
+    cells = np.empty((T + 1, H, N), dtype=dtype)
+    states[0], cells[0] = h0.T, c0.T
+    tanh_c = np.empty((T, H, N), dtype=dtype)
+    recurrent = np.empty((4 * H, N), dtype=dtype)
+    written = np.empty((H, N), dtype=dtype)
+    for t in range(T):
+        a = gates[t]
+        np.matmul(recurrent_t, states[t], out=recurrent)
+        a += recurrent
+        a += bias_column
+        np.tanh(a, out=a)
+        sig = a[:3 * H]
+        sig *= 0.5
+        sig += 0.5
+        o, i, f, g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+        c_t, h_t = cells[t + 1], states[t + 1]
+        np.multiply(f, cells[t], out=c_t)
+        np.multiply(i, g, out=written)
+        c_t += written
+        if mask is not None:
+            np.copyto(c_t, cells[t], where=~mask[:, t])
+        np.tanh(c_t, out=tanh_c[t])
+        np.multiply(o, tanh_c[t], out=h_t)
+        if mask is not None:
+            np.copyto(h_t, states[t], where=~mask[:, t])
+    cache = LSTMCache(x_tm, kernel_int, recurrent_int, gates, states, cells, tanh_c, mask)
+    return _read_only_view(states[1:], (2, 0, 1)), _read_only_view(cells[1:], (2, 0, 1)), cache
+
+
+def lstm_backward_fast(dh, cache, dc_last=None, input_gradient=True):
+    """`rnncourse.lstm.lstm_backward`: (dx, dh0, dc0, dkernel, drecurrent_kernel, dbias).
+
+    With input_gradient=False, dx is not computed (None).
+    """
+    x_tm, kernel_int, recurrent_int, gates, states, cells, tanh_c, mask = _check_cache(
+        cache, LSTMCache, "lstm_forward_fast")
+    T, N, D = x_tm.shape
+    H = states.shape[1]
+    check_gradient("dh", dh, (N, T, H))
+    dtype = np.result_type(dh, states)
+    dh_fm = _feature_major(dh)
+    dc = np.zeros((H, N), dtype=dtype)
+    if dc_last is not None:
+        check_gradient("dc_last", dc_last, (N, H))
+        dc += dc_last.T
+    o, i, f, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    # Per step, from the two gradients arriving at it (into h_t and into c_t) to the gradients
+    # of the four pre-activations, every block contiguous:
+    #   dc_t = dc_from_later + dh_t * o (1 - tanh(c)^2)
+    #   da_o = dh_t * tanh(c) o (1 - o)
+    #   da_i = dc_t * g i (1 - i),  da_f = dc_t * c_{t-1} f (1 - f),  da_g = dc_t * i (1 - g^2)
+    # da_t is one (4H, N) scratch block; it is copied into da_columns, whose columns are
+    # (step, example) pairs, for the products after the loop.
+    da_columns = np.empty((4 * H, T, N), dtype=dtype)
+    da_t = np.empty((4 * H, N), dtype=dtype)
+    da_blocks = da_t.reshape(4, H, N)                       # a view: the o, i, f, g blocks
+    dbias = np.zeros(4 * H, dtype=dtype)
+    dh_next = np.zeros((H, N), dtype=dtype)
+    dh_t = np.empty((H, N), dtype=dtype)
+    through_h = np.empty((H, N), dtype=dtype)
+    for t in range(T - 1, -1, -1):
+        np.add(dh_fm[t], dh_next, out=dh_t)
+        if mask is not None:
+            padded = ~mask[:, t]
+            arrived_c = dc.copy()                           # passes straight back at a padded step
+        np.multiply(tanh_c[t], tanh_c[t], out=through_h)
+        np.subtract(1.0, through_h, out=through_h)
+        through_h *= o[t]
+        through_h *= dh_t
+        dc += through_h                                     # dc is now dc_t
+        sig = gates[t, :3 * H]
+        np.subtract(1.0, sig, out=da_t[:3 * H])
+        da_t[:3 * H] *= sig                                 # s (1 - s) for o, i, f
+        da_blocks[0] *= tanh_c[t]
+        da_blocks[0] *= dh_t
+        da_blocks[1] *= g[t]
+        da_blocks[2] *= cells[t]
+        np.multiply(g[t], g[t], out=da_blocks[3])
+        np.subtract(1.0, da_blocks[3], out=da_blocks[3])
+        da_blocks[3] *= i[t]
+        da_blocks[1:] *= dc
+        if mask is not None:
+            # A padded step copied (h, c) forward: both gradients pass straight back.
+            np.copyto(da_t, 0.0, where=padded)
+        np.matmul(recurrent_int, da_t, out=dh_next)
+        dc *= f[t]                                          # dc_{t-1} = dc_t * f_t
+        if mask is not None:
+            np.copyto(dh_next, dh_t, where=padded)
+            np.copyto(dc, arrived_c, where=padded)
+        da_columns[:, t] = da_t
+        dbias += da_t.sum(axis=1)
+    # The sums over steps, each one matrix product over T*N columns.
+    da_columns = da_columns.reshape(4 * H, T * N)
+    h_rows = np.ascontiguousarray(states[:-1].transpose(0, 2, 1)).reshape(T * N, H)
+    dkernel = _lstm_to_keras(np.matmul(da_columns, x_tm.reshape(T * N, D)).T, H)
+    drecurrent_kernel = _lstm_to_keras(np.matmul(da_columns, h_rows).T, H)
+    dbias = _lstm_to_keras(dbias, H)
+    dx = None
+    if input_gradient:
+        dx = np.ascontiguousarray(np.matmul(kernel_int, da_columns).reshape(D, T, N).transpose(2, 1, 0))
+    return dx, np.ascontiguousarray(dh_next.T), np.ascontiguousarray(dc.T), dkernel, drecurrent_kernel, dbias
+
+
+# ========================================================================= GRU
+class GRUCache(NamedTuple):
+    x: np.ndarray                 # (T, N, D) the inputs, time-major
+    kernel: np.ndarray            # (D, 3H), Keras order [z | r | h]
+    recurrent_kernel: np.ndarray  # (H, 3H)
+    gates: np.ndarray             # (T, 3H, N): z, r after the sigmoid, the candidate after tanh
+    recurrent_h: np.ndarray       # (T, H, N): U_h^T h_{t-1} + b_rec_h, which the reset gate scales
+    states: np.ndarray            # (T + 1, H, N): h0, then h after every step
+    mask: np.ndarray | None
+
+
+def gru_forward_fast(x, h0, kernel, recurrent_kernel, bias, reset_after=True, mask=None):
+    """`rnncourse.gru.gru_forward` for reset_after=True (Keras's default)."""
+    if reset_after is not True:
+        raise ValueError("the fast GRU implements reset_after=True only (Keras's default); "
+                         "use rnncourse.gru.gru_forward for reset_after=False")
+    sizes = _gru._check_inputs("x", x, ("N", "T", "D"), {"h0": h0}, kernel, recurrent_kernel, bias, reset_after)
+    mask = check_mask(mask, sizes)
+    N, T, D = x.shape
+    H = sizes["H"]
+    dtype = np.result_type(x, h0, kernel)
+    half = np.ones(3 * H, dtype=dtype)
+    half[:2 * H] = 0.5                                      # z and r: sigmoid as 0.5 tanh(a/2) + 0.5
+    x_tm = _time_major(x)
+    gates = np.matmul(np.ascontiguousarray((kernel * half).T), _feature_major(x)).astype(dtype, copy=False)
+    input_bias = (bias[0] * half).astype(dtype)
+    input_bias[:2 * H] += bias[1, :2 * H] * 0.5             # z and r see both bias rows
+    input_bias = input_bias[:, None]                        # added inside the loop, block by block
+    recurrent_t = np.ascontiguousarray((recurrent_kernel * half).T, dtype=dtype)  # (3H, H)
+    recurrent_bias_h = bias[1, 2 * H:, None]
+    recurrent_h = np.empty((T, H, N), dtype=dtype)
+    states = np.empty((T + 1, H, N), dtype=dtype)
+    states[0] = h0.T
+    recurrent = np.empty((3 * H, N), dtype=dtype)
+    for t in range(T):
+        a = gates[t]
+        a += input_bias
+        np.matmul(recurrent_t, states[t], out=recurrent)
+        zr = a[:2 * H]
+        zr += recurrent[:2 * H]
+        np.tanh(zr, out=zr)
+        zr *= 0.5
+        zr += 0.5
+        z, r, candidate = a[:H], a[H:2 * H], a[2 * H:]
+        np.add(recurrent[2 * H:], recurrent_bias_h, out=recurrent_h[t])
+        np.multiply(r, recurrent_h[t], out=recurrent[:H])   # reuse the buffer for r * recurrent_h
+        candidate += recurrent[:H]
+        np.tanh(candidate, out=candidate)
+        h_t = states[t + 1]                                 # h = candidate + z (h_prev - candidate)
+        np.subtract(states[t], candidate, out=h_t)
+        h_t *= z
+        h_t += candidate
+        if mask is not None:
+            np.copyto(h_t, states[t], where=~mask[:, t])
+    cache = GRUCache(x_tm, kernel, recurrent_kernel, gates, recurrent_h, states, mask)
+    return _read_only_view(states[1:], (2, 0, 1)), cache
+
+
+def gru_backward_fast(dh, cache, input_gradient=True):
+    """`rnncourse.gru.gru_backward` for reset_after=True: (dx, dh0, dkernel, drecurrent_kernel, dbias).
+
+    With input_gradient=False, dx is not computed (None).
+    """
+    x_tm, kernel, recurrent_kernel, gates, recurrent_h, states, mask = _check_cache(
+        cache, GRUCache, "gru_forward_fast")
+    T, N, D = x_tm.shape
+    H = states.shape[1]
+    check_gradient("dh", dh, (N, T, H))
+    dtype = np.result_type(dh, states)
+    dh_fm = _feature_major(dh)
+    z, r, candidate = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
+    # Per step, from the gradient dh_t arriving at h_t to the pre-activation gradients of the
+    # input side, [z | r | h], every block contiguous:
+    #   da_z = dh_t (h_{t-1} - candidate) z (1 - z)
+    #   da_h = dh_t (1 - z) (1 - candidate^2)
+    #   da_r = da_h * recurrent_h r (1 - r)
+    # The recurrent side sees the same z and r columns, and r * da_h in the h columns. Both are
+    # copied into (3H, T, N) arrays whose columns are (step, example) pairs.
+    dax_columns = np.empty((3 * H, T, N), dtype=dtype)
+    dah_columns = np.empty((3 * H, T, N), dtype=dtype)
+    dax_t = np.empty((3 * H, N), dtype=dtype)
+    dah_t = np.empty((3 * H, N), dtype=dtype)
+    dbias = np.zeros((2, 3 * H), dtype=dtype)
+    dh_next = np.zeros((H, N), dtype=dtype)
+    dh_t = np.empty((H, N), dtype=dtype)
+    for t in range(T - 1, -1, -1):
+        np.add(dh_fm[t], dh_next, out=dh_t)
+        da_z, da_r, da_h = dax_t[:H], dax_t[H:2 * H], dax_t[2 * H:]
+        np.subtract(1.0, gates[t, :2 * H], out=dax_t[:2 * H])
+        dax_t[:2 * H] *= gates[t, :2 * H]                   # s (1 - s) for z and r
+        np.subtract(states[t], candidate[t], out=dah_t[:H])  # dah_t as scratch: h_{t-1} - candidate
+        da_z *= dah_t[:H]
+        np.multiply(candidate[t], candidate[t], out=da_h)
+        np.subtract(1.0, da_h, out=da_h)
+        np.subtract(1.0, z[t], out=dah_t[:H])
+        da_h *= dah_t[:H]
+        da_h *= dh_t
+        da_z *= dh_t
+        da_r *= recurrent_h[t]
+        da_r *= da_h
+        if mask is not None:
+            padded = ~mask[:, t]
+            np.copyto(dax_t, 0.0, where=padded)
+        dah_t[:2 * H] = dax_t[:2 * H]
+        np.multiply(da_h, r[t], out=dah_t[2 * H:])
+        np.matmul(recurrent_kernel, dah_t, out=dh_next)
+        if mask is None:
+            dh_t *= z[t]
+        else:
+            np.multiply(dh_t, z[t], out=dh_t, where=~padded)  # at a padded step the whole dh_t goes back
+            np.copyto(dh_next, 0.0, where=padded)
+        dh_next += dh_t
+        dax_columns[:, t] = dax_t
+        dah_columns[:, t] = dah_t
+        dbias[0] += dax_t.sum(axis=1)
+        dbias[1] += dah_t.sum(axis=1)
+    dax_columns = dax_columns.reshape(3 * H, T * N)
+    dah_columns = dah_columns.reshape(3 * H, T * N)
+    h_rows = np.ascontiguousarray(states[:-1].transpose(0, 2, 1)).reshape(T * N, H)
+    dkernel = np.matmul(dax_columns, x_tm.reshape(T * N, D)).T
+    drecurrent_kernel = np.matmul(dah_columns, h_rows).T
+    dx = None
+    if input_gradient:
+        dx = np.ascontiguousarray(np.matmul(kernel, dax_columns).reshape(D, T, N).transpose(2, 1, 0))
+    return dx, np.ascontiguousarray(dh_next.T), dkernel, drecurrent_kernel, dbias

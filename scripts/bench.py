@@ -1,0 +1,504 @@
+"""Benchmarks: the package's NumPy RNN, LSTM and GRU against the limit of their matrix products,
+against a compiled Keras training step, and batched training against one sequence at a time.
+Writes book/data/benchmarks.json, which the Benchmarks appendix page draws.
+
+    make bench                                  # about 10 minutes on 2 cores
+    python scripts/bench.py --quick             # a smoke test with small sizes (seconds)
+    python scripts/bench.py --threads 1         # BLAS and TensorFlow on one thread each
+    python scripts/bench.py --course            # also: every notebook, the book build, grading
+
+How it measures (as a performance engineer would, on a machine that may be shared):
+* every timed function runs once untimed first (tracing, allocation, BLAS warm-up);
+* the variants being compared are timed round-robin, one repetition of each in turn, so that a
+  slow spell on a shared machine hits all of them alike; the figure kept is the median;
+* the results are ratios taken within one run (efficiency = floor time / step time, NumPy time
+  / Keras time), which move much less between machines and runs than absolute times;
+* float32 throughout, the precision Keras trains in; the data are random (timing does not
+  depend on the values, only on the shapes).
+
+A training step is the forward pass and BPTT for a loss that reads every hidden state,
+L = sum(h * G) for a fixed random G (so dL/dh = G), giving the gradients of the layer's three
+weight arrays. The gradient with respect to the inputs is not part of it: a first layer fed
+with data never needs it, and Keras does not compute it either. No optimizer update is timed
+(it is the same small element-wise work on either side).
+
+The two floors are the matrix products alone, on preallocated arrays of the same shapes:
+* per-step: what an implementation that works one step at a time must multiply: per step,
+  x_t W and h_{t-1} U forward, da_t U^T, x_t^T da_t and h_{t-1}^T da_t backward;
+* hoisted: the fewest products the algorithm needs: X W once for all steps, per step only
+  h_{t-1} U and da_t U^T (they wait for the previous step), then X^T dA and H^T dA once.
+Each per-step product is timed in both layouts (h as rows, h as columns) and the faster is
+kept, so the floors are what this BLAS can do, not what one layout allows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "book" / "data" / "benchmarks.json"
+
+
+def _set_threads_before_imports(threads: int) -> None:
+    # BLAS and TensorFlow read these when they load, so they must be set before the imports.
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+# ----------------------------------------------------------------------------- timing
+def timed_round_robin(functions: dict, min_repeats: int = 5, min_seconds: float = 1.0,
+                      max_repeats: int = 50, block: int = 1, pause: float = 0.0) -> dict:
+    """Median seconds of each function, timed in turn: `block` repetitions of one, then of the
+    next, and so on round the list, with `pause` seconds between blocks.
+
+    block=1 interleaves single repetitions (the best defence against a machine whose speed
+    drifts). Functions from different libraries are timed in blocks with a pause between: a
+    thread pool that has just finished spins for a while before it sleeps (TensorFlow's does),
+    and would otherwise steal the cores from the next library's first repetition.
+    """
+    for fn in functions.values():
+        fn()  # warm-up
+        time.sleep(pause)
+    times = {name: [] for name in functions}
+    started = time.perf_counter()
+    while True:
+        for name, fn in functions.items():
+            if pause:
+                time.sleep(pause)
+            for _ in range(block):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+        n = len(times[next(iter(times))])
+        if n >= max_repeats or (n >= min_repeats and time.perf_counter() - started >= min_seconds):
+            break
+    return {name: {"median_s": statistics.median(ts), "min_s": min(ts), "repeats": len(ts)}
+            for name, ts in times.items()}
+
+
+# ----------------------------------------------------------------------------- machine
+def machine_info() -> dict:
+    import numpy as np
+    from threadpoolctl import threadpool_info
+
+    cpu = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "cpu family", "model", "vendor_id") and key not in cpu:
+                cpu[key] = value.strip()
+            if key == "flags" and "flags" not in cpu:
+                flags = set(value.split())
+                cpu["flags"] = sorted(f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "amx_tile")
+                                      if f in flags)
+    except OSError:
+        cpu["model name"] = platform.processor()
+    blas = [{k: lib.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "threading_layer")}
+            for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    versions = {"python": platform.python_version(), "numpy": np.__version__}
+    try:
+        import tensorflow as tf
+        import keras
+        versions.update(tensorflow=tf.__version__, keras=keras.__version__)
+    except ImportError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "platform": platform.platform(),
+        "blas": blas,
+        "versions": versions,
+        "environment": {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE",
+                                                       "TF_ENABLE_ONEDNN_OPTS", "NPY_DISABLE_CPU_FEATURES")},
+        "load_average_at_start": os.getloadavg(),
+        "git_commit": commit,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# ------------------------------------------------------------------ NumPy steps and floors
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+INPUT_DIM = 128
+
+
+def numpy_problem(kind: str, N: int, T: int, H: int, D: int = INPUT_DIM, seed: int = 0) -> dict:
+    """Weights initialised as Keras does, random inputs and a random upstream gradient, float32."""
+    import numpy as np
+
+    from rnncourse import gru, lstm, rnn
+
+    rng = np.random.default_rng(seed)
+    f32 = np.float32
+    init = {"rnn": rnn.init_rnn_params, "lstm": lstm.init_lstm_params, "gru": gru.init_gru_params}[kind]
+    params = init(D, H, rng, f32)
+    return {"x": rng.standard_normal((N, T, D)).astype(f32), "h0": np.zeros((N, H), f32),
+            "params": params, "dh": rng.standard_normal((N, T, H)).astype(f32)}
+
+
+def numpy_steps(kind: str, problem: dict) -> dict:
+    """Closures for one training step of the clear code and of the fast path."""
+    from rnncourse import fast, gru, lstm, rnn
+
+    x, h0, p, dh = problem["x"], problem["h0"], problem["params"], problem["dh"]
+    if kind == "rnn":
+        def clear():
+            rnn.rnn_backward(dh, rnn.rnn_forward(x, h0, **p)[1])
+
+        def quick():
+            fast.rnn_backward_fast(dh, fast.rnn_forward_fast(x, h0, **p)[1], input_gradient=False)
+    elif kind == "lstm":
+        def clear():
+            lstm.lstm_backward(dh, lstm.lstm_forward(x, h0, h0, **p)[2])
+
+        def quick():
+            fast.lstm_backward_fast(dh, fast.lstm_forward_fast(x, h0, h0, **p)[2], input_gradient=False)
+    else:
+        def clear():
+            gru.gru_backward(dh, gru.gru_forward(x, h0, **p)[1])
+
+        def quick():
+            fast.gru_backward_fast(dh, fast.gru_forward_fast(x, h0, **p)[1], input_gradient=False)
+    return {"clear": clear, "fast": quick}
+
+
+def floors(kind: str, N: int, T: int, H: int, D: int = INPUT_DIM) -> dict:
+    """Closures for the per-step and the hoisted matrix products, in both layouts."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    G = GATES[kind] * H
+
+    def r(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    W, U = r(D, G), r(H, G)
+    WT, UT = np.ascontiguousarray(W.T), np.ascontiguousarray(U.T)
+    # rows layout: x_t (N, D), h (N, H), da (N, G); columns layout: their transposes.
+    xs, h, da = r(T, N, D), r(N, H), r(N, G)
+    xs_c, h_c, da_c = r(T, D, N), r(H, N), r(G, N)
+    o_g, o_h, o_dw, o_du = np.empty((N, G), np.float32), np.empty((N, H), np.float32), \
+        np.empty((D, G), np.float32), np.empty((H, G), np.float32)
+    oc_g, oc_h = np.empty((G, N), np.float32), np.empty((H, N), np.float32)
+    oc_dw, oc_du = np.empty((G, D), np.float32), np.empty((G, H), np.float32)
+    X, dA, Hs = r(T * N, D), r(T * N, G), r(T * N, H)
+    dA_c = r(G, T * N)
+
+    def recurrent_rows():
+        for _ in range(T):
+            np.matmul(h, U, out=o_g)
+        for _ in range(T):
+            np.matmul(da, UT, out=o_h)
+
+    def recurrent_columns():
+        for _ in range(T):
+            np.matmul(UT, h_c, out=oc_g)
+        for _ in range(T):
+            np.matmul(U, da_c, out=oc_h)
+
+    def per_step_rows():
+        for t in range(T):
+            np.matmul(xs[t], W, out=o_g)
+            np.matmul(h, U, out=o_g)
+        for t in range(T):
+            np.matmul(da, UT, out=o_h)
+            np.matmul(xs[t].T, da, out=o_dw)
+            np.matmul(h.T, da, out=o_du)
+
+    def per_step_columns():
+        for t in range(T):
+            np.matmul(WT, xs_c[t], out=oc_g)
+            np.matmul(UT, h_c, out=oc_g)
+        for t in range(T):
+            np.matmul(U, da_c, out=oc_h)
+            np.matmul(da_c, xs_c[t].T, out=oc_dw)
+            np.matmul(da_c, h_c.T, out=oc_du)
+
+    def hoisted_once():
+        np.matmul(X, W)
+        np.matmul(dA_c, X)
+        np.matmul(dA_c, Hs)
+
+    return {"recurrent_rows": recurrent_rows, "recurrent_columns": recurrent_columns,
+            "per_step_rows": per_step_rows, "per_step_columns": per_step_columns, "hoisted_once": hoisted_once}
+
+
+def bench_numpy(sizes: list, kinds: list, min_seconds: float) -> list:
+    rows = []
+    for kind in kinds:
+        for N, H, T in sizes:
+            problem = numpy_problem(kind, N, T, H)
+            fns = {**numpy_steps(kind, problem), **floors(kind, N, T, H)}
+            t = {name: v["median_s"] for name, v in timed_round_robin(fns, min_seconds=min_seconds).items()}
+            per_step = min(t["per_step_rows"], t["per_step_columns"])
+            hoisted = t["hoisted_once"] + min(t["recurrent_rows"], t["recurrent_columns"])
+            row = {"kind": kind, "N": N, "H": H, "T": T, "D": INPUT_DIM,
+                   "clear_s": t["clear"], "fast_s": t["fast"], "per_step_floor_s": per_step,
+                   "hoisted_floor_s": hoisted,
+                   "fast_vs_per_step_floor": per_step / t["fast"], "fast_vs_hoisted_floor": hoisted / t["fast"],
+                   "clear_vs_per_step_floor": per_step / t["clear"], "speedup_fast_over_clear": t["clear"] / t["fast"]}
+            rows.append(row)
+            print(f"  numpy {kind:4s} N={N:<3d} H={H:<3d} T={T:<3d}  clear {t['clear'] * 1e3:8.2f} ms  "
+                  f"fast {t['fast'] * 1e3:8.2f} ms  floors {per_step * 1e3:7.2f} / {hoisted * 1e3:7.2f} ms  "
+                  f"efficiency {row['fast_vs_per_step_floor']:.2f} / {row['fast_vs_hoisted_floor']:.2f}", flush=True)
+    return rows
+
+
+# ----------------------------------------------------------------------------- Keras
+def keras_step(kind: str, problem: dict):
+    """A compiled (tf.function) Keras training step on the same data, weights-only gradients."""
+    import keras
+    import tensorflow as tf
+
+    from rnncourse.keras_bridge import set_keras_weights
+
+    layer_class = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[kind]
+    N, T, D = problem["x"].shape
+    H = problem["h0"].shape[1]
+    layer = layer_class(H, return_sequences=True)
+    layer.build((N, T, D))
+    set_keras_weights(layer, problem["params"])
+    x = tf.constant(problem["x"])
+    upstream = tf.constant(problem["dh"])
+
+    @tf.function
+    def step(x, upstream):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(x) * upstream)
+        return tape.gradient(loss, layer.trainable_variables)
+
+    def run():
+        for g in step(x, upstream):
+            g.numpy()  # wait for the result
+
+    return run
+
+
+def bench_keras(sizes: list, kinds: list, min_seconds: float) -> list:
+    rows = []
+    for kind in kinds:
+        for N, H, T in sizes:
+            problem = numpy_problem(kind, N, T, H)
+            fns = {"numpy_fast": numpy_steps(kind, problem)["fast"], "keras": keras_step(kind, problem)}
+            t = {name: v["median_s"] for name, v in
+                 timed_round_robin(fns, min_repeats=6, min_seconds=min_seconds, block=3, pause=0.05).items()}
+            row = {"kind": kind, "N": N, "H": H, "T": T, "D": INPUT_DIM, "numpy_fast_s": t["numpy_fast"],
+                   "keras_s": t["keras"], "numpy_over_keras": t["numpy_fast"] / t["keras"]}
+            rows.append(row)
+            print(f"  keras {kind:4s} N={N:<3d} H={H:<3d} T={T:<3d}  numpy {t['numpy_fast'] * 1e3:8.2f} ms  "
+                  f"keras {t['keras'] * 1e3:8.2f} ms  ratio {row['numpy_over_keras']:.2f}", flush=True)
+    return rows
+
+
+# ------------------------------------------------- batched training vs one sequence at a time
+def bench_batching(seconds: float, hidden: int = 128) -> dict:
+    """Characters per second, and the held-out loss reached, of the batched character model
+    (32 streams of 64 characters, Adam, fast path) against a loop in the style of min-char-rnn
+    (one stream of 25 characters, Adagrad with learning rate 0.1, the step-by-step code), each
+    trained for the same wall time on the same text. The held-out loss is measured at
+    checkpoints (not timed), so the two can be compared after the same number of characters
+    and after the same time."""
+    import numpy as np
+
+    from rnncourse.charmodel import CharRNN
+    from rnncourse.data import CharVocab, load_shakespeare, shakespeare_play_names, stream_batches
+    from rnncourse.optim import Adagrad, Adam, clip_by_global_norm
+    from rnncourse.train import evaluate
+
+    plays = shakespeare_play_names()
+    train_text = load_shakespeare([p for p in plays if p != "hamlet"])
+    val_text = load_shakespeare(["hamlet"])
+    vocab = CharVocab.from_text(train_text + val_text)
+    train_ids, val_ids = vocab.encode(train_text), vocab.encode(val_text)[:20_000]
+    setups = {
+        "one sequence (min-char-rnn style)": dict(batch=1, seq=25, fast=False, optimizer=Adagrad(learning_rate=0.1)),
+        "batched, 32 x 64 (chapter 3's setting)": dict(batch=32, seq=64, fast=True,
+                                                         optimizer=Adam(learning_rate=3e-3)),
+        "batched, 128 x 64": dict(batch=128, seq=64, fast=True, optimizer=Adam(learning_rate=3e-3)),
+    }
+    results = {}
+    for name, s in setups.items():
+        model = CharRNN(vocab.size, hidden, seed=0, fast=s["fast"])
+        curve = [{"chars": 0, "seconds": 0.0, "val_loss": evaluate(model, val_ids)}]
+        batches, h = None, None
+        trained, chars, next_check, check_every = 0.0, 0, 0.0, seconds / 12
+        while trained < seconds:
+            batch = next(batches, None) if batches is not None else None
+            if batch is None:  # start (again) at the top of the text, with a zero state
+                batches = stream_batches(train_ids, s["batch"], s["seq"])
+                batch, h = next(batches), model.initial_state(s["batch"])
+            t0 = time.perf_counter()
+            loss, grads, h = model.loss_and_grads(*batch, h)
+            grads, _ = clip_by_global_norm(grads, 5.0)
+            s["optimizer"].step(model.params, grads)
+            trained += time.perf_counter() - t0
+            chars += batch[0].size
+            if trained >= next_check:
+                curve.append({"chars": chars, "seconds": trained, "val_loss": evaluate(model, val_ids)})
+                next_check += check_every
+        curve.append({"chars": chars, "seconds": trained, "val_loss": evaluate(model, val_ids)})
+        results[name] = {"chars_per_second": chars / trained, "curve": curve, **{k: v for k, v in s.items()
+                                                                                 if k != "optimizer"},
+                         "optimizer": type(s["optimizer"]).__name__}
+        print(f"  batching: {name}: {chars / trained:,.0f} chars/s, held-out loss {curve[-1]['val_loss']:.3f} "
+              f"after {chars:,} chars", flush=True)
+    one_name = next(iter(results))
+    one = results[one_name]
+    comparisons = {}
+    for name, batched in list(results.items())[1:]:
+        # The batched model's loss after as many characters as the one-sequence loop processed in all.
+        same_chars = np.interp(one["curve"][-1]["chars"], [c["chars"] for c in batched["curve"]],
+                               [c["val_loss"] for c in batched["curve"]])
+        comparisons[name] = {
+            "speedup_chars_per_second": batched["chars_per_second"] / one["chars_per_second"],
+            "same_chars": {"chars": one["curve"][-1]["chars"], "one_sequence": one["curve"][-1]["val_loss"],
+                           "batched": float(same_chars)},
+            "same_time": {"seconds": seconds, "one_sequence": one["curve"][-1]["val_loss"],
+                          "batched": batched["curve"][-1]["val_loss"]}}
+    return {"setups": results, "baseline": one_name, "comparisons": comparisons, "hidden": hidden,
+            "seconds_each": seconds, "val_chars": int(val_ids.size), "dtype": "float64"}
+
+
+# ---------------------------------------------------------------- the BLAS kernel OpenBLAS picks
+GEMM_SNIPPET = """
+import json, time, numpy as np
+from threadpoolctl import threadpool_info
+r = np.random.default_rng(0)
+out = {"architecture": [i.get("architecture") for i in threadpool_info() if i.get("user_api") == "blas"]}
+for name, (m, k, n) in {"per-step h U (64x256 @ 256x1024)": (64, 256, 1024),
+                        "hoisted X W (3200x128 @ 128x1024)": (3200, 128, 1024),
+                        "hoisted dA H (1024x3200 @ 3200x256)": (1024, 3200, 256)}.items():
+    a, b = r.standard_normal((m, k)).astype(np.float32), r.standard_normal((k, n)).astype(np.float32)
+    a @ b
+    ts = []
+    for _ in range(15):
+        t0 = time.perf_counter(); a @ b; ts.append(time.perf_counter() - t0)
+    out[name] = 2 * m * k * n / sorted(ts)[len(ts) // 2] / 1e9
+print(json.dumps(out))
+"""
+
+
+def bench_blas_kernels(threads: int) -> dict:
+    """float32 GEMM speed (GFLOP/s) with the kernel OpenBLAS chooses, and with the ones this CPU
+    could also run: OpenBLAS picks its kernel from the CPU's family and model number, and a CPU
+    newer than the OpenBLAS release may get an older, slower kernel than it supports."""
+    flags = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    cores = [None, "Haswell"] + (["SkylakeX"] if {"avx512f", "avx512bw", "avx512vl"} <= flags else [])
+    results = {}
+    for core in cores:
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": str(threads)}
+        env.pop("OPENBLAS_CORETYPE", None)
+        if core:
+            env["OPENBLAS_CORETYPE"] = core
+        run = subprocess.run([sys.executable, "-c", GEMM_SNIPPET], env=env, capture_output=True, text=True)
+        if run.returncode == 0:
+            results[core or "default"] = json.loads(run.stdout)
+    return results
+
+
+# ------------------------------------------------------------------- the course's own budget
+def bench_course() -> dict:
+    """Wall time of every notebook (executed one at a time, like a reader), the book build and
+    grading 100 submissions. Slow: about 20-30 minutes on 2 cores."""
+    import glob
+
+    python = sys.executable
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "TF_ENABLE_ONEDNN_OPTS": "0"}
+    notebooks = {}
+    for path in sorted(glob.glob(str(ROOT / "chapters" / "*.ipynb"))) + \
+            sorted(glob.glob(str(ROOT / "solutions" / "*" / "*.ipynb"))):
+        t0 = time.perf_counter()
+        subprocess.run([python, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--stdout",
+                        "--ExecutePreprocessor.timeout=1800", path], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        notebooks[str(Path(path).relative_to(ROOT))] = time.perf_counter() - t0
+        print(f"  course: {Path(path).name}: {notebooks[str(Path(path).relative_to(ROOT))]:.0f} s", flush=True)
+    t0 = time.perf_counter()
+    subprocess.run([str(Path(python).parent / "jupyter-book"), "build", str(ROOT), "--all", "--quiet"], env=env,
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    book = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    grading = subprocess.run([python, str(ROOT / "scripts" / "benchmark_grading.py"), "--n", "100",
+                              "--allow-weaker-sandbox"], env=env, capture_output=True, text=True)
+    grading_s = time.perf_counter() - t0
+    chapters = {k: v for k, v in notebooks.items() if k.startswith("chapters/")}
+    slowest = max(chapters, key=chapters.get)
+    return {"notebooks_s": notebooks, "all_notebooks_s": sum(notebooks.values()),
+            "chapters_s": sum(chapters.values()), "slowest_chapter": slowest, "book_build_s": book,
+            "grading_100_s": grading_s, "grading_ok": grading.returncode == 0,
+            "grading_output_tail": grading.stdout[-600:]}
+
+
+# ----------------------------------------------------------------------------- main
+FULL_SIZES = [(N, H, T) for T in (50, 200) for H in (64, 256, 512) for N in (1, 16, 64)]
+KERAS_SIZES = [(N, H, 50) for H in (64, 256, 512) for N in (1, 16, 64)] + [(64, 256, 200)]
+QUICK_SIZES = [(4, 16, 10), (16, 64, 20)]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2, help="BLAS and TensorFlow threads (default 2)")
+    parser.add_argument("--quick", action="store_true", help="small sizes and short runs: a smoke test")
+    parser.add_argument("--course", action="store_true", help="also time every notebook, the book, grading")
+    parser.add_argument("--only", choices=["numpy", "keras", "batching"], action="append",
+                        help="run only these parts (repeatable); the others keep their previous results")
+    parser.add_argument("--output", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    _set_threads_before_imports(args.threads)
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # TensorFlow's own default: what a reader gets
+    sys.path.insert(0, str(ROOT))
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+
+    previous = json.loads(args.output.read_text()) if args.output.exists() and not args.quick else {}
+    parts = set(args.only or ["numpy", "keras", "batching"])
+    sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    keras_sizes = QUICK_SIZES if args.quick else KERAS_SIZES
+    min_seconds = 0.05 if args.quick else 1.0
+    started = time.perf_counter()
+    result = {"machine": machine_info(), "threads": args.threads, "settings": {
+        "dtype": "float32", "input_dim": INPUT_DIM, "timing": "median of round-robin repeats after a warm-up",
+        "min_seconds_per_measurement": min_seconds}}
+    result["numpy"] = bench_numpy(sizes, ["rnn", "lstm", "gru"], min_seconds) if "numpy" in parts \
+        else previous.get("numpy")
+    result["keras"] = bench_keras(keras_sizes, ["rnn", "lstm", "gru"], min_seconds) if "keras" in parts \
+        else previous.get("keras")
+    result["batching"] = bench_batching(3.0 if args.quick else 45.0) if "batching" in parts \
+        else previous.get("batching")
+    result["blas_kernels"] = bench_blas_kernels(args.threads) if "numpy" in parts else previous.get("blas_kernels")
+    result["course"] = bench_course() if args.course else previous.get("course")
+    result["machine"]["load_average_at_end"] = os.getloadavg()
+    result["machine"]["bench_seconds"] = time.perf_counter() - started
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.output} in {result['machine']['bench_seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The benchmark script (scripts/bench.py): its timing helper, a tiny NumPy run, and the shape of
+the committed results file that the Benchmarks appendix draws."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+
+def test_round_robin_times_every_function_in_turn():
+    calls = []
+    result = bench.timed_round_robin({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                     min_repeats=3, min_seconds=0.0)
+    assert calls[:2] == ["a", "b"]                       # the warm-up calls
+    assert calls[2:8] == ["a", "b", "a", "b", "a", "b"]  # then one repetition of each in turn
+    assert result["a"]["repeats"] == result["b"]["repeats"] == 3
+
+
+def test_numpy_part_runs_and_reports_ratios():
+    rows = bench.bench_numpy([(2, 8, 5)], ["rnn", "lstm", "gru"], min_seconds=0.0)
+    assert [r["kind"] for r in rows] == ["rnn", "lstm", "gru"]
+    for row in rows:
+        assert row["fast_vs_per_step_floor"] == pytest.approx(row["per_step_floor_s"] / row["fast_s"])
+        assert row["fast_s"] > 0 and row["clear_s"] > 0
+
+
+def test_committed_results_name_the_machine_and_hold_every_part():
+    results = json.loads((ROOT / "book" / "data" / "benchmarks.json").read_text())
+    machine = results["machine"]
+    for key in ("cpu", "logical_cpus", "blas", "versions", "date", "load_average_at_start"):
+        assert key in machine
+    sizes = {(r["kind"], r["N"], r["H"], r["T"]) for r in results["numpy"]}
+    assert {(k, N, H, T) for k in ("rnn", "lstm", "gru") for N in (1, 16, 64) for H in (64, 256, 512)
+            for T in (50, 200)} <= sizes
+    assert any(r["kind"] == "lstm" and r["N"] == 64 and r["H"] == 256 for r in results["keras"])
+    assert results["batching"]["comparisons"]

@@ -1,0 +1,151 @@
+"""The fast path (`rnncourse.fast`) against the clear code it speeds up, and against central
+differences: outputs and every gradient, with and without padding masks, in float64 and float32."""
+
+import numpy as np
+import pytest
+
+from rnncourse import fast, gru, lstm, rnn
+from rnncourse.gradcheck import gradient_check
+
+# float64: the fast path sums in another order and computes sigmoid as 0.5 tanh(a/2) + 0.5, so
+# it agrees with the clear code to round-off, not bit for bit.
+TOL64 = 1e-10
+TOL32 = 2e-4
+SHAPES = [(3, 7, 4, 5), (1, 1, 2, 3), (5, 12, 3, 8)]
+
+
+def max_rel(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
+
+
+def random_mask(rng, N, T):
+    mask = rng.random((N, T)) < 0.6
+    mask[:, 0] |= ~mask.any(axis=1)
+    return mask
+
+
+def make(kind, rng, N, T, D, H, dtype=np.float64):
+    gates = {"rnn": 1, "lstm": 4, "gru": 3}[kind]
+    args = dict(x=rng.standard_normal((N, T, D)), h0=rng.standard_normal((N, H)))
+    if kind == "lstm":
+        args["c0"] = rng.standard_normal((N, H))
+    args["kernel"] = 0.5 * rng.standard_normal((D, gates * H))
+    args["recurrent_kernel"] = 0.5 * rng.standard_normal((H, gates * H))
+    args["bias"] = 0.3 * rng.standard_normal((2, 3 * H) if kind == "gru" else gates * H)
+    return {k: v.astype(dtype) for k, v in args.items()}
+
+
+CLEAR = {"rnn": (rnn.rnn_forward, rnn.rnn_backward), "lstm": (lstm.lstm_forward, lstm.lstm_backward),
+         "gru": (gru.gru_forward, gru.gru_backward)}
+FAST = {"rnn": (fast.rnn_forward_fast, fast.rnn_backward_fast),
+        "lstm": (fast.lstm_forward_fast, fast.lstm_backward_fast),
+        "gru": (fast.gru_forward_fast, fast.gru_backward_fast)}
+
+
+def run(pair, kind, args, mask, dh, dc_last=None, **options):
+    forward, backward = pair
+    out = forward(**args, mask=mask, **options)
+    states, cache = out[:-1], out[-1]
+    grads = backward(dh, cache, dc_last) if kind == "lstm" else backward(dh, cache)
+    return states, grads
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype,tol", [(np.float64, TOL64), (np.float32, TOL32)])
+def test_fast_equals_clear(kind, masked, shape, dtype, tol):
+    rng = np.random.default_rng(sum(shape) + 7 * masked)
+    N, T, D, H = shape
+    args = make(kind, rng, N, T, D, H, dtype)
+    mask = random_mask(rng, N, T) if masked else None
+    dh = rng.standard_normal((N, T, H)).astype(dtype)
+    dc_last = rng.standard_normal((N, H)).astype(dtype) if kind == "lstm" else None
+    clear_states, clear_grads = run(CLEAR[kind], kind, args, mask, dh, dc_last)
+    fast_states, fast_grads = run(FAST[kind], kind, args, mask, dh, dc_last)
+    for c, f in zip(clear_states, fast_states):
+        assert f.shape == c.shape and f.dtype == c.dtype
+        assert max_rel(f, c) < tol
+    assert len(fast_grads) == len(clear_grads)
+    for c, f in zip(clear_grads, fast_grads):
+        assert f.shape == c.shape
+        assert max_rel(f, c) < tol
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "linear"])
+def test_fast_rnn_other_activations(activation):
+    rng = np.random.default_rng(3)
+    args = make("rnn", rng, 3, 6, 2, 4)
+    dh = rng.standard_normal((3, 6, 4))
+    mask = random_mask(rng, 3, 6)
+    c_states, c_grads = run(CLEAR["rnn"], "rnn", args, mask, dh, activation=activation)
+    f_states, f_grads = run(FAST["rnn"], "rnn", args, mask, dh, activation=activation)
+    assert max_rel(f_states[0], c_states[0]) < TOL64
+    for c, f in zip(c_grads, f_grads):
+        assert max_rel(f, c) < TOL64
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_fast_gradients_match_central_differences(kind, masked):
+    rng = np.random.default_rng(11)
+    N, T, D, H = 2, 6, 3, 4
+    args = make(kind, rng, N, T, D, H)
+    mask = random_mask(rng, N, T) if masked else None
+    upstream = rng.standard_normal((N, T, H))
+    forward, backward = FAST[kind]
+
+    def loss():
+        return float(np.sum(forward(**args, mask=mask)[0] * upstream))
+
+    cache = forward(**args, mask=mask)[-1]
+    grads = backward(upstream, cache)
+    names = ["x", "h0", "c0"] if kind == "lstm" else ["x", "h0"]
+    errors = gradient_check(loss, args, dict(zip(names + ["kernel", "recurrent_kernel", "bias"], grads)))
+    assert max(errors.values()) < 1e-7, errors
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_input_gradient_can_be_skipped(kind):
+    rng = np.random.default_rng(5)
+    args = make(kind, rng, 3, 5, 4, 6)
+    dh = rng.standard_normal((3, 5, 6))
+    forward, backward = FAST[kind]
+    cache = forward(**args)[-1]
+    full = backward(dh, cache)
+    short = backward(dh, cache, input_gradient=False)
+    assert short[0] is None
+    for a, b in zip(full[1:], short[1:]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_outputs_are_read_only_views_of_the_cache(kind):
+    rng = np.random.default_rng(6)
+    args = make(kind, rng, 2, 3, 2, 3)
+    h = FAST[kind][0](**args)[0]
+    with pytest.raises(ValueError, match="read-only"):
+        h[0, 0, 0] = 1.0
+    assert np.array_equal(h.copy(), h)
+
+
+def test_fast_paths_check_their_inputs_like_the_clear_ones():
+    rng = np.random.default_rng(8)
+    args = make("lstm", rng, 2, 3, 4, 5)
+    with pytest.raises(ValueError, match="kernel"):
+        fast.lstm_forward_fast(**{**args, "kernel": args["kernel"].T.copy()})
+    with pytest.raises(TypeError, match="lstm_forward_fast"):
+        fast.lstm_backward_fast(np.zeros((2, 3, 5)), ("not", "a", "cache"))
+    _, _, cache = fast.lstm_forward_fast(**args)
+    with pytest.raises(ValueError, match="dh"):
+        fast.lstm_backward_fast(np.zeros((2, 3, 4)), cache)
+    with pytest.raises(TypeError, match="rnn_forward_fast"):
+        fast.rnn_backward_fast(np.zeros((2, 3, 5)), cache)
+    gru_args = make("gru", rng, 2, 3, 4, 5)
+    with pytest.raises(ValueError, match="reset_after=True only"):
+        fast.gru_forward_fast(**{**gru_args, "bias": gru_args["bias"][0]}, reset_after=False)
+    with pytest.raises(ValueError, match="NaN"):
+        bad = args["x"].copy()
+        bad[0, 1, 2] = np.nan
+        fast.lstm_forward_fast(**{**args, "x": bad})
