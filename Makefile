@@ -18,7 +18,8 @@ export OMP_NUM_THREADS := 1
 # Jupyter must use its inline backend (an inherited MPLBACKEND=Agg would store no figures).
 unexport MPLBACKEND
 
-NOTEBOOKS := $(wildcard chapters/*.ipynb) $(wildcard solutions/*/*.ipynb) $(wildcard exercises/*/*.ipynb)
+NOTEBOOKS := $(wildcard chapters/*.ipynb) $(wildcard solutions/*/*.ipynb) $(wildcard exercises/*/*.ipynb) \
+             $(wildcard book/*.ipynb)
 NBVAL := $(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with .nbval-sanitize.cfg \
          -p rnncourse.nbval_tolerance -p no:cacheprovider --nbval-cell-timeout=900
 # Notebooks run two at a time (one per core); each pins TensorFlow and BLAS to one thread.
@@ -112,7 +113,9 @@ test-package: venv
 
 test-notebooks: venv
 	@echo "nbval under CPU profile '$(PROFILE)': $(PROFILE_$(PROFILE))"
-	env $(PROFILE_$(PROFILE)) $(NBVAL) $(NBVAL_PARALLEL) -q $(or $(NB),$(NOTEBOOKS))
+	@mkdir -p _build
+	env $(PROFILE_$(PROFILE)) $(NBVAL) $(NBVAL_PARALLEL) -q --junitxml=_build/nbval-$(PROFILE).xml \
+	  $(or $(NB),$(NOTEBOOKS))
 
 # Every notebook (or NB=...) re-executed under each restricted CPU profile in turn.
 test-portable: venv

@@ -4,8 +4,9 @@ Built only from the package's forward/backward pairs; its parameters are a flat 
 names say which Keras weight each one is (`rnn/kernel` is SimpleRNN's kernel, and so on).
 
 With fast=True the recurrent layer runs through `rnncourse.fast` instead of `rnncourse.rnn`:
-the same equations with the input projection and the weight gradients hoisted out of the
-loop over time (equal to round-off; see the Benchmarks appendix for what it saves).
+the same equations, with the one-hot input product done as a row lookup and the weight
+gradients hoisted out of the loop over time (equal to round-off; the Benchmarks appendix
+measures what it saves).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 
 from .layers import dense_backward, dense_forward, one_hot
 from .losses import softmax, softmax_cross_entropy
-from .fast import rnn_backward_fast, rnn_forward_fast
+from .fast import rnn_backward_fast, rnn_forward_ids_fast
 from .rnn import glorot_uniform, init_rnn_params, rnn_backward, rnn_forward
 from .validation import check, check_float_dtype, check_generator, check_int, check_positive
 
@@ -60,9 +61,15 @@ class CharRNN:
         p = self.params
         h0 = self.initial_state(inputs.shape[0]) if h0 is None else h0
         check("h0", h0, (inputs.shape[0], self.hidden_size), {})
-        x = one_hot(inputs, self.vocab_size, self.dtype)
-        rnn_layer = rnn_forward_fast if self.fast else rnn_forward
-        h, rnn_cache = rnn_layer(x, h0, p["rnn/kernel"], p["rnn/recurrent_kernel"], p["rnn/bias"])
+        if self.fast:
+            # A one-hot x_t times the kernel is one row of the kernel: look it up instead.
+            h, rnn_cache = rnn_forward_ids_fast(inputs, h0, p["rnn/kernel"], p["rnn/recurrent_kernel"], p["rnn/bias"])
+            # The fast path returns a read-only transposed view of its time-major states; one
+            # copy here saves the dense layer from copying it twice (forward and backward).
+            h = np.ascontiguousarray(h)
+        else:
+            x = one_hot(inputs, self.vocab_size, self.dtype)
+            h, rnn_cache = rnn_forward(x, h0, p["rnn/kernel"], p["rnn/recurrent_kernel"], p["rnn/bias"])
         logits, dense_cache = dense_forward(h, p["dense/kernel"], p["dense/bias"])
         loss, dlogits = softmax_cross_entropy(logits, targets)
         return loss, h[:, -1], (rnn_cache, dense_cache, dlogits)
@@ -74,8 +81,8 @@ class CharRNN:
         """Loss, gradients of every parameter (same keys as `params`), and the last hidden state."""
         loss, h_last, (rnn_cache, dense_cache, dlogits) = self.forward(inputs, targets, h0)
         dh, dkernel_out, dbias_out = dense_backward(dlogits, dense_cache)
-        if self.fast:  # the inputs are data: their gradient is never needed
-            _, _, dkernel, drecurrent, dbias = rnn_backward_fast(dh, rnn_cache, input_gradient=False)
+        if self.fast:  # the inputs are character ids: they have no gradient
+            _, _, dkernel, drecurrent, dbias = rnn_backward_fast(dh, rnn_cache)
         else:
             _, _, dkernel, drecurrent, dbias = rnn_backward(dh, rnn_cache)
         grads = {

@@ -45,7 +45,7 @@ from . import gru as _gru
 from . import lstm as _lstm
 from . import rnn as _rnn
 from .activations import Activation, get_activation
-from .validation import check_gradient, check_mask
+from .validation import check, check_finite, check_gradient, check_mask
 
 
 def _time_major(a: np.ndarray) -> np.ndarray:
@@ -81,12 +81,27 @@ def _check_cache(cache, kind: type, made_by: str):
 
 # ================================================================= vanilla RNN
 class RNNCache(NamedTuple):
-    x: np.ndarray                 # (T, N, D) the inputs, time-major
+    inputs: np.ndarray            # (T, N, D) the inputs, time-major; or (T, N) integer ids
     kernel: np.ndarray
     recurrent_kernel: np.ndarray
     states: np.ndarray            # (T + 1, N, H): h0, then the state after every step
     activation: Activation
     mask: np.ndarray | None       # (N, T), True at real steps
+
+
+def _rnn_recurrence(states, recurrent_kernel, act: Activation, mask) -> None:
+    """The loop over time, in place: states[1:] holds x_t @ kernel + bias on entry, h_t on exit."""
+    recurrent = np.empty(states.shape[1:], dtype=states.dtype)
+    for t in range(states.shape[0] - 1):
+        h_t = states[t + 1]
+        np.matmul(states[t], recurrent_kernel, out=recurrent)
+        h_t += recurrent
+        if act.name == "tanh":
+            np.tanh(h_t, out=h_t)
+        else:
+            h_t[...] = act.forward(h_t)
+        if mask is not None:
+            np.copyto(h_t, states[t], where=~mask[:, t, None])
 
 
 def rnn_forward_fast(x, h0, kernel, recurrent_kernel, bias, activation="tanh", mask=None):
@@ -106,18 +121,56 @@ def rnn_forward_fast(x, h0, kernel, recurrent_kernel, bias, activation="tanh", m
     # Every step's x_t @ kernel + bias in one product; the loop turns it into the states in place.
     np.matmul(x_tm.reshape(T * N, D), kernel, out=states[1:].reshape(T * N, H))
     states[1:] += bias
-    recurrent = np.empty((N, H), dtype=dtype)
-    for t in range(T):
-        h_t = states[t + 1]
-        np.matmul(states[t], recurrent_kernel, out=recurrent)
-        h_t += recurrent
-        if act.name == "tanh":
-            np.tanh(h_t, out=h_t)
-        else:
-            h_t[...] = act.forward(h_t)
-        if mask is not None:
-            np.copyto(h_t, states[t], where=~mask[:, t, None])
+    _rnn_recurrence(states, recurrent_kernel, act, mask)
     return _read_only_view(states[1:], (1, 0, 2)), RNNCache(x_tm, kernel, recurrent_kernel, states, act, mask)
+
+
+def rnn_forward_ids_fast(ids, h0, kernel, recurrent_kernel, bias, activation="tanh", mask=None):
+    """`rnn_forward_fast(one_hot(ids, D), ...)` without building the one-hot array.
+
+    ids (N, T) are integer token ids in [0, D). Multiplying a one-hot row by kernel selects one
+    row of kernel, so the input projection is a lookup, kernel[ids] (what Keras's Embedding layer
+    does), and its gradient adds each step's pre-activation gradient into the row it looked up.
+    For a character model (D = 65 symbols) this saves building a (N, T, 65) array and two of
+    the three large products.
+    """
+    if not isinstance(ids, np.ndarray) or not np.issubdtype(ids.dtype, np.integer) or ids.ndim != 2 or 0 in ids.shape:
+        raise TypeError(f"ids must be a (N, T) NumPy array of integer token ids with N, T >= 1, got "
+                        f"{type(ids).__name__} {getattr(ids, 'dtype', '')} of shape {getattr(ids, 'shape', '?')}")
+    N, T = ids.shape
+    sizes = check("h0", h0, ("N", "H"), {"N": N, "T": T})
+    sizes = check("kernel", kernel, ("D", "H"), sizes)
+    check("recurrent_kernel", recurrent_kernel, ("H", "H"), sizes)
+    check("bias", bias, ("H",), sizes)
+    check_finite(h0=h0, kernel=kernel, recurrent_kernel=recurrent_kernel, bias=bias)
+    if ids.min() < 0 or ids.max() >= sizes["D"]:
+        raise ValueError(f"ids must lie in [0, {sizes['D']}) (the rows of kernel), got values from "
+                         f"{ids.min()} to {ids.max()}")
+    mask = check_mask(mask, sizes)
+    act = get_activation(activation)
+    dtype = np.result_type(h0, kernel)
+    ids_tm = _time_major(ids)
+    states = np.empty((T + 1, N, sizes["H"]), dtype=dtype)
+    states[0] = h0
+    # x_t @ kernel for a one-hot x_t; ids are checked above, and mode="raise" would copy `out`.
+    np.take(kernel, ids_tm, axis=0, out=states[1:], mode="wrap")
+    states[1:] += bias
+    _rnn_recurrence(states, recurrent_kernel, act, mask)
+    return _read_only_view(states[1:], (1, 0, 2)), RNNCache(ids_tm, kernel, recurrent_kernel, states, act, mask)
+
+
+def _sum_rows_by_id(rows: np.ndarray, ids: np.ndarray, size: int) -> np.ndarray:
+    """out[k] = sum of rows[i] over every i with ids[i] == k, for k < size.
+
+    The same as np.add.at(out, ids, rows), which adds row by row; sorting the ids once and
+    summing each run of equal ids with np.add.reduceat is several times faster.
+    """
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
+    out = np.zeros((size, rows.shape[1]), dtype=rows.dtype)
+    out[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
+    return out
 
 
 def rnn_backward_fast(dh, cache, input_gradient=True):
@@ -125,10 +178,11 @@ def rnn_backward_fast(dh, cache, input_gradient=True):
 
     The weight gradients and dx are one matrix product each over all steps. With
     input_gradient=False, dx is not computed (None): a first layer fed with data never needs it.
+    After `rnn_forward_ids_fast`, dx is None too (ids have no gradient).
     """
-    x_tm, kernel, recurrent_kernel, states, act, mask = _check_cache(cache, RNNCache, "rnn_forward_fast")
-    T, N, D = x_tm.shape
-    H = states.shape[2]
+    inputs, kernel, recurrent_kernel, states, act, mask = _check_cache(cache, RNNCache, "rnn_forward_fast")
+    T, N = inputs.shape[:2]
+    D, H = kernel.shape[0], states.shape[2]
     check_gradient("dh", dh, (N, T, H))
     dtype = np.result_type(dh, states)
     dh_tm = _time_major(dh)
@@ -154,9 +208,11 @@ def rnn_backward_fast(dh, cache, input_gradient=True):
             np.copyto(dz_t, 0.0, where=padded)
             np.copyto(dh_next, dh_t, where=padded)
     dz2 = dz.reshape(T * N, H)
-    dkernel = np.matmul(x_tm.reshape(T * N, D).T, dz2)
     drecurrent_kernel = np.matmul(states[:-1].reshape(T * N, H).T, dz2)
     dbias = dz2.sum(axis=0)
+    if inputs.ndim == 2:                                    # token ids: add into the rows used
+        return None, dh_next, _sum_rows_by_id(dz2, inputs.ravel(), D), drecurrent_kernel, dbias
+    dkernel = np.matmul(inputs.reshape(T * N, D).T, dz2)
     dx = _batch_major(np.matmul(dz2, kernel.T).reshape(T, N, D)) if input_gradient else None
     return dx, dh_next, dkernel, drecurrent_kernel, dbias
 

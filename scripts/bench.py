@@ -307,19 +307,114 @@ def bench_keras(sizes: list, kinds: list, min_seconds: float) -> list:
 
 
 # ------------------------------------------------- batched training vs one sequence at a time
-def bench_batching(seconds: float, hidden: int = 128) -> dict:
-    """Characters per second, and the held-out loss reached, of the batched character model
-    (32 streams of 64 characters, Adam, fast path) against a loop in the style of min-char-rnn
-    (one stream of 25 characters, Adagrad with learning rate 0.1, the step-by-step code), each
-    trained for the same wall time on the same text. The held-out loss is measured at
-    checkpoints (not timed), so the two can be compared after the same number of characters
-    and after the same time."""
+def min_char_style_loss_and_grads(params: dict, inputs, targets, h_prev):
+    """The character model of `rnncourse.charmodel.CharRNN`, written the way min-char-rnn writes
+    it: one sequence, one character at a time, vectors instead of matrices, a Python loop over
+    the characters for the forward pass and another for BPTT. Same parameters (Keras layout),
+    same loss (mean cross-entropy per character), same gradients; tests/test_bench.py checks
+    that against CharRNN.loss_and_grads.
+
+    inputs, targets: sequences of character ids; h_prev: (H,) state. Returns (loss, grads, h).
+    """
     import numpy as np
 
-    from rnncourse.charmodel import CharRNN
-    from rnncourse.data import CharVocab, load_shakespeare, shakespeare_play_names, stream_batches
-    from rnncourse.optim import Adagrad, Adam, clip_by_global_norm
+    W, U, b = params["rnn/kernel"], params["rnn/recurrent_kernel"], params["rnn/bias"]
+    Wy, by = params["dense/kernel"], params["dense/bias"]
+    V = W.shape[0]
+    xs, hs, ps = {}, {-1: h_prev}, {}
+    loss = 0.0
+    for t, (i, j) in enumerate(zip(inputs, targets)):
+        xs[t] = np.zeros(V)
+        xs[t][i] = 1.0
+        hs[t] = np.tanh(xs[t] @ W + hs[t - 1] @ U + b)
+        logits = hs[t] @ Wy + by
+        e = np.exp(logits - logits.max())
+        ps[t] = e / e.sum()
+        loss -= np.log(ps[t][j])
+    grads = {name: np.zeros_like(value) for name, value in params.items()}
+    dh_next = np.zeros_like(h_prev)
+    n = len(inputs)
+    for t in reversed(range(n)):
+        dlogits = ps[t].copy()
+        dlogits[targets[t]] -= 1.0
+        dlogits /= n                                        # the loss is a mean over characters
+        grads["dense/kernel"] += np.outer(hs[t], dlogits)
+        grads["dense/bias"] += dlogits
+        dz = (dlogits @ Wy.T + dh_next) * (1.0 - hs[t] * hs[t])
+        grads["rnn/kernel"] += np.outer(xs[t], dz)
+        grads["rnn/recurrent_kernel"] += np.outer(hs[t - 1], dz)
+        grads["rnn/bias"] += dz
+        dh_next = dz @ U.T
+    return loss / n, grads, hs[n - 1]
+
+
+class MinCharStyleModel:
+    """Adapter: CharRNN's parameters and interface around the per-character loop, batch 1."""
+
+    def __init__(self, model):
+        self.model, self.params = model, model.params
+
+    def initial_state(self, batch_size: int):
+        return self.model.initial_state(batch_size)
+
+    def loss_and_grads(self, inputs, targets, h0):
+        loss, grads, h = min_char_style_loss_and_grads(self.params, inputs[0], targets[0], h0[0])
+        return loss, grads, h[None]
+
+    def forward(self, inputs, targets, h0=None):
+        return self.model.forward(inputs, targets, h0)
+
+
+def _train_for(seconds: float, model, s: dict, train_ids, val_ids) -> dict:
+    """Train `model` for `seconds` of wall time (evaluations not counted); return its curve."""
+    from rnncourse.data import stream_batches
+    from rnncourse.optim import clip_by_global_norm
     from rnncourse.train import evaluate
+
+    if s.get("per_character"):
+        model = MinCharStyleModel(model)
+    curve = [{"chars": 0, "seconds": 0.0, "val_loss": evaluate(model, val_ids)}]
+    batches, h = None, None
+    trained, chars, next_check, check_every = 0.0, 0, 0.0, seconds / 12
+    while trained < seconds:
+        batch = next(batches, None) if batches is not None else None
+        if batch is None:  # start (again) at the top of the text, with a zero state
+            batches = stream_batches(train_ids, s["batch"], s["seq"])
+            batch, h = next(batches), model.initial_state(s["batch"])
+        t0 = time.perf_counter()
+        loss, grads, h = model.loss_and_grads(*batch, h)
+        grads, _ = clip_by_global_norm(grads, 5.0)
+        s["optimizer"].step(model.params, grads)
+        trained += time.perf_counter() - t0
+        chars += batch[0].size
+        if trained >= next_check:
+            curve.append({"chars": chars, "seconds": trained, "val_loss": evaluate(model, val_ids)})
+            next_check += check_every
+    curve.append({"chars": chars, "seconds": trained, "val_loss": evaluate(model, val_ids)})
+    return {"chars_per_second": chars / trained, "curve": curve, "optimizer": type(s["optimizer"]).__name__,
+            **{k: v for k, v in s.items() if k != "optimizer"}}
+
+
+def bench_batching(seconds: float, hidden: int = 128) -> dict:
+    """Characters per second, and the held-out loss reached, of the batched character model
+    (32 or 128 streams of 64 characters, fast path, float64 and float32) against a loop in the style of
+    min-char-rnn (one stream of 25 characters, one character at a time:
+    `min_char_style_loss_and_grads`), each
+    trained for the same wall time on the same text. The held-out loss is measured at
+    checkpoints (not timed), so the two can be compared after the same number of characters
+    and after the same time. All use Adam with learning rate 3e-3 and gradients clipped to a
+    global norm of 5, so that only the batching differs (min-char-rnn's own Adagrad with
+    learning rate 0.1 diverges within ten updates from Keras's initial weights, which are
+    larger than min-char-rnn's). BLAS runs on one thread here: the character model's products
+    are small (a 32 x 128 by 128 x 128 product per step), and sharing them between threads
+    costs more than it saves."""
+    import numpy as np
+
+    from threadpoolctl import threadpool_limits
+
+    from rnncourse.charmodel import CharRNN
+    from rnncourse.data import CharVocab, load_shakespeare, shakespeare_play_names
+    from rnncourse.optim import Adam
 
     plays = shakespeare_play_names()
     train_text = load_shakespeare([p for p in plays if p != "hamlet"])
@@ -327,37 +422,22 @@ def bench_batching(seconds: float, hidden: int = 128) -> dict:
     vocab = CharVocab.from_text(train_text + val_text)
     train_ids, val_ids = vocab.encode(train_text), vocab.encode(val_text)[:20_000]
     setups = {
-        "one sequence (min-char-rnn style)": dict(batch=1, seq=25, fast=False, optimizer=Adagrad(learning_rate=0.1)),
+        "one sequence (min-char-rnn style)": dict(batch=1, seq=25, fast=False, per_character=True,
+                                                  optimizer=Adam(learning_rate=3e-3)),
         "batched, 32 x 64 (chapter 3's setting)": dict(batch=32, seq=64, fast=True,
                                                          optimizer=Adam(learning_rate=3e-3)),
         "batched, 128 x 64": dict(batch=128, seq=64, fast=True, optimizer=Adam(learning_rate=3e-3)),
+        "batched, 32 x 64, float32": dict(batch=32, seq=64, fast=True, dtype="float32",
+                                          optimizer=Adam(learning_rate=3e-3)),
     }
     results = {}
     for name, s in setups.items():
-        model = CharRNN(vocab.size, hidden, seed=0, fast=s["fast"])
-        curve = [{"chars": 0, "seconds": 0.0, "val_loss": evaluate(model, val_ids)}]
-        batches, h = None, None
-        trained, chars, next_check, check_every = 0.0, 0, 0.0, seconds / 12
-        while trained < seconds:
-            batch = next(batches, None) if batches is not None else None
-            if batch is None:  # start (again) at the top of the text, with a zero state
-                batches = stream_batches(train_ids, s["batch"], s["seq"])
-                batch, h = next(batches), model.initial_state(s["batch"])
-            t0 = time.perf_counter()
-            loss, grads, h = model.loss_and_grads(*batch, h)
-            grads, _ = clip_by_global_norm(grads, 5.0)
-            s["optimizer"].step(model.params, grads)
-            trained += time.perf_counter() - t0
-            chars += batch[0].size
-            if trained >= next_check:
-                curve.append({"chars": chars, "seconds": trained, "val_loss": evaluate(model, val_ids)})
-                next_check += check_every
-        curve.append({"chars": chars, "seconds": trained, "val_loss": evaluate(model, val_ids)})
-        results[name] = {"chars_per_second": chars / trained, "curve": curve, **{k: v for k, v in s.items()
-                                                                                 if k != "optimizer"},
-                         "optimizer": type(s["optimizer"]).__name__}
-        print(f"  batching: {name}: {chars / trained:,.0f} chars/s, held-out loss {curve[-1]['val_loss']:.3f} "
-              f"after {chars:,} chars", flush=True)
+        with threadpool_limits(limits=1, user_api="blas"):
+            model = CharRNN(vocab.size, hidden, seed=0, fast=s["fast"], dtype=np.dtype(s.get("dtype", "float64")))
+            results[name] = _train_for(seconds, model, s, train_ids, val_ids)
+        print(f"  batching: {name}: {results[name]['chars_per_second']:,.0f} chars/s, held-out loss "
+              f"{results[name]['curve'][-1]['val_loss']:.3f} after {results[name]['curve'][-1]['chars']:,} chars",
+              flush=True)
     one_name = next(iter(results))
     one = results[one_name]
     comparisons = {}
@@ -372,7 +452,7 @@ def bench_batching(seconds: float, hidden: int = 128) -> dict:
             "same_time": {"seconds": seconds, "one_sequence": one["curve"][-1]["val_loss"],
                           "batched": batched["curve"][-1]["val_loss"]}}
     return {"setups": results, "baseline": one_name, "comparisons": comparisons, "hidden": hidden,
-            "seconds_each": seconds, "val_chars": int(val_ids.size), "dtype": "float64"}
+            "seconds_each": seconds, "val_chars": int(val_ids.size)}
 
 
 # ---------------------------------------------------------------- the BLAS kernel OpenBLAS picks
@@ -420,33 +500,54 @@ def bench_blas_kernels(threads: int) -> dict:
 
 
 # ------------------------------------------------------------------- the course's own budget
-def bench_course() -> dict:
-    """Wall time of every notebook (executed one at a time, like a reader), the book build and
-    grading 100 submissions. Slow: about 20-30 minutes on 2 cores."""
+def notebook_times_from_junit(path: Path) -> dict:
+    """Seconds per notebook, summed over its cells, from the JUnit XML file nbval writes
+    (`make test-notebooks` leaves one in _build/nbval-PROFILE.xml)."""
+    import xml.etree.ElementTree as ET
+
+    times: dict = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        name = case.get("file") or case.get("classname", "").replace(".", "/") + ".ipynb"
+        times[name] = times.get(name, 0.0) + float(case.get("time", 0.0))
+    return times
+
+
+def bench_course(junit: Path | None) -> dict:
+    """Execution time of every notebook, the book build and grading 100 submissions.
+
+    With `junit`, the notebook times are the per-cell times of that nbval run (two notebooks
+    at a time, one per core, as `make test` runs them); without it, each notebook is executed
+    here, one at a time, as a reader would run it (20-30 minutes on 2 cores).
+    """
     import glob
 
     python = sys.executable
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "TF_ENABLE_ONEDNN_OPTS": "0"}
-    notebooks = {}
-    for path in sorted(glob.glob(str(ROOT / "chapters" / "*.ipynb"))) + \
-            sorted(glob.glob(str(ROOT / "solutions" / "*" / "*.ipynb"))):
-        t0 = time.perf_counter()
-        subprocess.run([python, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--stdout",
-                        "--ExecutePreprocessor.timeout=1800", path], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        notebooks[str(Path(path).relative_to(ROOT))] = time.perf_counter() - t0
-        print(f"  course: {Path(path).name}: {notebooks[str(Path(path).relative_to(ROOT))]:.0f} s", flush=True)
+    if junit is not None:
+        notebooks, source = notebook_times_from_junit(junit), f"nbval run {junit.name}, 2 notebooks at a time"
+    else:
+        notebooks, source = {}, "executed one at a time"
+        for path in sorted(glob.glob(str(ROOT / "chapters" / "*.ipynb"))) + \
+                sorted(glob.glob(str(ROOT / "solutions" / "*" / "*.ipynb"))):
+            t0 = time.perf_counter()
+            subprocess.run([python, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--stdout",
+                            "--ExecutePreprocessor.timeout=1800", path], env=env, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            notebooks[str(Path(path).relative_to(ROOT))] = time.perf_counter() - t0
+            print(f"  course: {Path(path).name}: {notebooks[str(Path(path).relative_to(ROOT))]:.0f} s", flush=True)
     t0 = time.perf_counter()
     subprocess.run([str(Path(python).parent / "jupyter-book"), "build", str(ROOT), "--all", "--quiet"], env=env,
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     book = time.perf_counter() - t0
+    print(f"  course: book build {book:.0f} s", flush=True)
     t0 = time.perf_counter()
     grading = subprocess.run([python, str(ROOT / "scripts" / "benchmark_grading.py"), "--n", "100",
                               "--allow-weaker-sandbox"], env=env, capture_output=True, text=True)
     grading_s = time.perf_counter() - t0
+    print(f"  course: grading 100 submissions {grading_s:.0f} s", flush=True)
     chapters = {k: v for k, v in notebooks.items() if k.startswith("chapters/")}
     slowest = max(chapters, key=chapters.get)
-    return {"notebooks_s": notebooks, "all_notebooks_s": sum(notebooks.values()),
+    return {"notebooks_s": notebooks, "notebook_times_from": source, "all_notebooks_s": sum(notebooks.values()),
             "chapters_s": sum(chapters.values()), "slowest_chapter": slowest, "book_build_s": book,
             "grading_100_s": grading_s, "grading_ok": grading.returncode == 0,
             "grading_output_tail": grading.stdout[-600:]}
@@ -455,7 +556,7 @@ def bench_course() -> dict:
 # ----------------------------------------------------------------------------- main
 FULL_SIZES = [(N, H, T) for T in (50, 200) for H in (64, 256, 512) for N in (1, 16, 64)]
 KERAS_SIZES = [(N, H, 50) for H in (64, 256, 512) for N in (1, 16, 64)] + [(64, 256, 200)]
-QUICK_SIZES = [(4, 16, 10), (16, 64, 20)]
+QUICK_SIZES = [(4, 16, 10), (16, 64, 20), (64, 256, 50)]  # the last: the LSTM target size
 
 
 def main(argv=None) -> int:
@@ -463,7 +564,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="BLAS and TensorFlow threads (default 2)")
     parser.add_argument("--quick", action="store_true", help="small sizes and short runs: a smoke test")
     parser.add_argument("--course", action="store_true", help="also time every notebook, the book, grading")
-    parser.add_argument("--only", choices=["numpy", "keras", "batching"], action="append",
+    parser.add_argument("--course-from-junit", type=Path, default=None,
+                        help="take the notebook times from this nbval JUnit XML file instead of executing them")
+    parser.add_argument("--only", choices=["numpy", "keras", "batching", "course"], action="append",
                         help="run only these parts (repeatable); the others keep their previous results")
     parser.add_argument("--output", type=Path, default=OUT)
     args = parser.parse_args(argv)
@@ -476,7 +579,7 @@ def main(argv=None) -> int:
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
     previous = json.loads(args.output.read_text()) if args.output.exists() and not args.quick else {}
-    parts = set(args.only or ["numpy", "keras", "batching"])
+    parts = set(args.only or ["numpy", "keras", "batching"]) | ({"course"} if args.course else set())
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     keras_sizes = QUICK_SIZES if args.quick else KERAS_SIZES
     min_seconds = 0.05 if args.quick else 1.0
@@ -491,9 +594,15 @@ def main(argv=None) -> int:
     result["batching"] = bench_batching(3.0 if args.quick else 45.0) if "batching" in parts \
         else previous.get("batching")
     result["blas_kernels"] = bench_blas_kernels(args.threads) if "numpy" in parts else previous.get("blas_kernels")
-    result["course"] = bench_course() if args.course else previous.get("course")
-    result["machine"]["load_average_at_end"] = os.getloadavg()
-    result["machine"]["bench_seconds"] = time.perf_counter() - started
+    result["course"] = bench_course(args.course_from_junit) if "course" in parts else previous.get("course")
+    if parts <= {"course"} and previous.get("machine"):
+        # Only the course was measured now: the machine section stays that of the timings above it.
+        result["machine"], result["threads"] = previous["machine"], previous.get("threads", args.threads)
+        result["course"]["date"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        result["course"]["load_average_at_end"] = os.getloadavg()
+    else:
+        result["machine"]["load_average_at_end"] = os.getloadavg()
+        result["machine"]["bench_seconds"] = time.perf_counter() - started
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.output} in {result['machine']['bench_seconds']:.0f} s")

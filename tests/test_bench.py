@@ -40,3 +40,20 @@ def test_committed_results_name_the_machine_and_hold_every_part():
             for T in (50, 200)} <= sizes
     assert any(r["kind"] == "lstm" and r["N"] == 64 and r["H"] == 256 for r in results["keras"])
     assert results["batching"]["comparisons"]
+
+
+def test_min_char_style_loop_is_the_same_model_as_charrnn():
+    import numpy as np
+
+    from rnncourse.charmodel import CharRNN
+
+    model = CharRNN(11, 7, seed=3)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 11, 26)
+    h0 = 0.3 * rng.standard_normal((1, 7))
+    loss, grads, h = model.loss_and_grads(ids[None, :-1], ids[None, 1:], h0)
+    loop_loss, loop_grads, loop_h = bench.min_char_style_loss_and_grads(model.params, ids[:-1], ids[1:], h0[0])
+    assert abs(loss - loop_loss) < 1e-12
+    np.testing.assert_allclose(loop_h, h[0], atol=1e-12)
+    for name in grads:
+        np.testing.assert_allclose(loop_grads[name], grads[name], atol=1e-12, err_msg=name)

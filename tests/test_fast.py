@@ -149,3 +149,44 @@ def test_fast_paths_check_their_inputs_like_the_clear_ones():
         bad = args["x"].copy()
         bad[0, 1, 2] = np.nan
         fast.lstm_forward_fast(**{**args, "x": bad})
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_ids_input_equals_one_hot_input(masked):
+    from rnncourse.layers import one_hot
+
+    rng = np.random.default_rng(9)
+    N, T, V, H = 3, 6, 7, 5
+    ids = rng.integers(0, V, (N, T))
+    args = make("rnn", rng, N, T, V, H)
+    del args["x"]
+    mask = random_mask(rng, N, T) if masked else None
+    dh = rng.standard_normal((N, T, H))
+    h1, c1 = fast.rnn_forward_fast(one_hot(ids, V, np.float64), **args, mask=mask)
+    h2, c2 = fast.rnn_forward_ids_fast(ids, **args, mask=mask)
+    assert max_rel(h2, h1) < TOL64
+    g1, g2 = fast.rnn_backward_fast(dh, c1), fast.rnn_backward_fast(dh, c2)
+    assert g2[0] is None
+    for a, b in zip(g1[1:], g2[1:]):
+        assert max_rel(b, a) < TOL64
+    with pytest.raises(ValueError, match=r"\[0, 7\)"):
+        fast.rnn_forward_ids_fast(ids + V, **args)
+    with pytest.raises(TypeError, match="integer token ids"):
+        fast.rnn_forward_ids_fast(ids.astype(float), **args)
+
+
+def test_charrnn_fast_equals_clear():
+    from rnncourse.charmodel import CharRNN
+
+    rng = np.random.default_rng(2)
+    ids = rng.integers(0, 9, (4, 11))
+    clear, quick = CharRNN(9, 6, seed=1), CharRNN(9, 6, seed=1, fast=True)
+    h0 = 0.3 * rng.standard_normal((4, 6))
+    a = clear.loss_and_grads(ids[:, :-1], ids[:, 1:], h0)
+    b = quick.loss_and_grads(ids[:, :-1], ids[:, 1:], h0)
+    assert abs(a[0] - b[0]) < 1e-12
+    assert max_rel(b[2], a[2]) < TOL64
+    for name in a[1]:
+        assert max_rel(b[1][name], a[1][name]) < TOL64, name
+    with pytest.raises(TypeError, match="fast must be True or False"):
+        CharRNN(9, 6, fast="yes")
