@@ -15,7 +15,7 @@ import numpy as np
 
 from .layers import dense_backward, dense_forward, one_hot
 from .losses import softmax, softmax_cross_entropy
-from .fast import rnn_backward_fast, rnn_forward_ids_fast
+from .fast import Workspace, rnn_backward_fast, rnn_forward_ids_fast
 from .rnn import glorot_uniform, init_rnn_params, rnn_backward, rnn_forward
 from .validation import check, check_float_dtype, check_generator, check_int, check_positive
 
@@ -39,6 +39,9 @@ class CharRNN:
         }
         self.vocab_size, self.hidden_size, self.dtype = vocab_size, hidden_size, dtype
         self.fast = fast
+        # The fast path reuses its buffers from one call to the next (a fresh array of a few
+        # megabytes costs a page fault per 4 KiB the first time it is written).
+        self._workspace = Workspace() if fast else None
 
     def initial_state(self, batch_size: int) -> np.ndarray:
         check_int("batch_size", batch_size)
@@ -63,7 +66,8 @@ class CharRNN:
         check("h0", h0, (inputs.shape[0], self.hidden_size), {})
         if self.fast:
             # A one-hot x_t times the kernel is one row of the kernel: look it up instead.
-            h, rnn_cache = rnn_forward_ids_fast(inputs, h0, p["rnn/kernel"], p["rnn/recurrent_kernel"], p["rnn/bias"])
+            h, rnn_cache = rnn_forward_ids_fast(inputs, h0, p["rnn/kernel"], p["rnn/recurrent_kernel"], p["rnn/bias"],
+                                                workspace=self._workspace)
             # The fast path returns a read-only transposed view of its time-major states; one
             # copy here saves the dense layer from copying it twice (forward and backward).
             h = np.ascontiguousarray(h)

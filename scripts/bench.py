@@ -157,24 +157,25 @@ def numpy_steps(kind: str, problem: dict) -> dict:
     from rnncourse import fast, gru, lstm, rnn
 
     x, h0, p, dh = problem["x"], problem["h0"], problem["params"], problem["dh"]
+    ws = fast.Workspace()  # the fast path's buffers, reused from one step to the next as in training
     if kind == "rnn":
         def clear():
             rnn.rnn_backward(dh, rnn.rnn_forward(x, h0, **p)[1])
 
         def quick():
-            fast.rnn_backward_fast(dh, fast.rnn_forward_fast(x, h0, **p)[1], input_gradient=False)
+            fast.rnn_backward_fast(dh, fast.rnn_forward_fast(x, h0, **p, workspace=ws)[1], input_gradient=False)
     elif kind == "lstm":
         def clear():
             lstm.lstm_backward(dh, lstm.lstm_forward(x, h0, h0, **p)[2])
 
         def quick():
-            fast.lstm_backward_fast(dh, fast.lstm_forward_fast(x, h0, h0, **p)[2], input_gradient=False)
+            fast.lstm_backward_fast(dh, fast.lstm_forward_fast(x, h0, h0, **p, workspace=ws)[2], input_gradient=False)
     else:
         def clear():
             gru.gru_backward(dh, gru.gru_forward(x, h0, **p)[1])
 
         def quick():
-            fast.gru_backward_fast(dh, fast.gru_forward_fast(x, h0, **p)[1], input_gradient=False)
+            fast.gru_backward_fast(dh, fast.gru_forward_fast(x, h0, **p, workspace=ws)[1], input_gradient=False)
     return {"clear": clear, "fast": quick}
 
 
@@ -199,6 +200,8 @@ def floors(kind: str, N: int, T: int, H: int, D: int = INPUT_DIM) -> dict:
     oc_dw, oc_du = np.empty((G, D), np.float32), np.empty((G, H), np.float32)
     X, dA, Hs = r(T * N, D), r(T * N, G), r(T * N, H)
     dA_c = r(G, T * N)
+    o_xw, o_dw_all, o_du_all = np.empty((T * N, G), np.float32), np.empty((G, D), np.float32), \
+        np.empty((G, H), np.float32)
 
     def recurrent_rows():
         for _ in range(T):
@@ -231,9 +234,9 @@ def floors(kind: str, N: int, T: int, H: int, D: int = INPUT_DIM) -> dict:
             np.matmul(da_c, h_c.T, out=oc_du)
 
     def hoisted_once():
-        np.matmul(X, W)
-        np.matmul(dA_c, X)
-        np.matmul(dA_c, Hs)
+        np.matmul(X, W, out=o_xw)
+        np.matmul(dA_c, X, out=o_dw_all)
+        np.matmul(dA_c, Hs, out=o_du_all)
 
     return {"recurrent_rows": recurrent_rows, "recurrent_columns": recurrent_columns,
             "per_step_rows": per_step_rows, "per_step_columns": per_step_columns, "hoisted_once": hoisted_once}
@@ -455,6 +458,78 @@ def bench_batching(seconds: float, hidden: int = 128) -> dict:
             "seconds_each": seconds, "val_chars": int(val_ids.size)}
 
 
+# ------------------------------------------------------------------ hot spots, before and after
+def bench_hot_spots() -> dict:
+    """Hot spots that profiles of the first fast path showed (an LSTM step, and chapter 3's
+    character-model step: 32 x 64 characters, hidden 128, float64), each timed as it was
+    ("before") and as it is ("after"), on the same data, BLAS on one thread."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from rnncourse import fast
+    from rnncourse.charmodel import CharRNN
+    from rnncourse.layers import one_hot
+
+    rng = np.random.default_rng(0)
+    N, T, V, H = 32, 64, 65, 128
+    ids = rng.integers(0, V, (N, T + 1))
+    inputs, targets = ids[:, :-1], ids[:, 1:]
+    clear, quick = CharRNN(V, H, seed=0), CharRNN(V, H, seed=0, fast=True)
+    p = quick.params
+    ids_tm = np.ascontiguousarray(inputs.T)
+    states = np.empty((T + 1, N, H))
+    rows, row_ids = rng.standard_normal((N * T, H)), inputs.ravel()
+
+    def one_hot_fast_step():  # the first fast path: one-hot inputs through a matrix product
+        x = one_hot(inputs, V, np.float64)
+        h, cache = fast.rnn_forward_fast(x, np.zeros((N, H)), p["rnn/kernel"], p["rnn/recurrent_kernel"],
+                                         p["rnn/bias"])
+        fast.rnn_backward_fast(rng_dh, cache, input_gradient=False)
+
+    def ids_fast_step():
+        h, cache = fast.rnn_forward_ids_fast(inputs, np.zeros((N, H)), p["rnn/kernel"], p["rnn/recurrent_kernel"],
+                                             p["rnn/bias"])
+        fast.rnn_backward_fast(rng_dh, cache)
+
+    def add_at():
+        out = np.zeros((V, H))
+        np.add.at(out, row_ids, rows)
+
+    rng_dh = rng.standard_normal((N, T, H))
+    lstm_problem = numpy_problem("lstm", 64, 50, 256)
+    lx, lh0, lp, ldh = lstm_problem["x"], lstm_problem["h0"], lstm_problem["params"], lstm_problem["dh"]
+    lws = fast.Workspace()
+
+    def lstm_fresh():
+        fast.lstm_backward_fast(ldh, fast.lstm_forward_fast(lx, lh0, lh0, **lp)[2], input_gradient=False)
+
+    def lstm_reused():
+        fast.lstm_backward_fast(ldh, fast.lstm_forward_fast(lx, lh0, lh0, **lp, workspace=lws)[2],
+                                input_gradient=False)
+
+    cases = {
+        "LSTM step (64 x 50, hidden 256, float32): fresh arrays every call -> a reused Workspace": (
+            lstm_fresh, lstm_reused),
+        "character model, whole training step: step-by-step code -> fast path": (
+            lambda: clear.loss_and_grads(inputs, targets), lambda: quick.loss_and_grads(inputs, targets)),
+        "RNN layer, one-hot input product -> row lookup (forward + backward)": (one_hot_fast_step, ids_fast_step),
+        "input lookup: np.take(out=..., mode='raise') -> mode='wrap' (raise copies out)": (
+            lambda: np.take(p["rnn/kernel"], ids_tm, axis=0, out=states[1:]),
+            lambda: np.take(p["rnn/kernel"], ids_tm, axis=0, out=states[1:], mode="wrap")),
+        "weight rows summed by id: np.add.at -> sort + np.add.reduceat": (
+            add_at, lambda: fast._sum_rows_by_id(rows, row_ids, V)),
+    }
+    results = {}
+    with threadpool_limits(limits=1, user_api="blas"):
+        for name, (before, after) in cases.items():
+            t = timed_round_robin({"before": before, "after": after}, min_repeats=15, min_seconds=1.0)
+            results[name] = {"before_s": t["before"]["median_s"], "after_s": t["after"]["median_s"],
+                             "speedup": t["before"]["median_s"] / t["after"]["median_s"]}
+            print(f"  hot spot: {name}: {t['before']['median_s'] * 1e3:.2f} -> {t['after']['median_s'] * 1e3:.2f} ms",
+                  flush=True)
+    return results
+
+
 # ---------------------------------------------------------------- the BLAS kernel OpenBLAS picks
 GEMM_SNIPPET = """
 import json, time, numpy as np
@@ -594,6 +669,7 @@ def main(argv=None) -> int:
     result["batching"] = bench_batching(3.0 if args.quick else 45.0) if "batching" in parts \
         else previous.get("batching")
     result["blas_kernels"] = bench_blas_kernels(args.threads) if "numpy" in parts else previous.get("blas_kernels")
+    result["hot_spots"] = bench_hot_spots() if "batching" in parts else previous.get("hot_spots")
     result["course"] = bench_course(args.course_from_junit) if "course" in parts else previous.get("course")
     if parts <= {"course"} and previous.get("machine"):
         # Only the course was measured now: the machine section stays that of the timings above it.

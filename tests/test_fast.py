@@ -190,3 +190,23 @@ def test_charrnn_fast_equals_clear():
         assert max_rel(b[1][name], a[1][name]) < TOL64, name
     with pytest.raises(TypeError, match="fast must be True or False"):
         CharRNN(9, 6, fast="yes")
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_a_workspace_changes_nothing_but_where_arrays_live(kind):
+    rng = np.random.default_rng(12)
+    args = make(kind, rng, 3, 6, 4, 5)
+    dh = rng.standard_normal((3, 6, 5))
+    mask = random_mask(rng, 3, 6)
+    forward, backward = FAST[kind]
+    plain = [np.array(a) for a in forward(**args, mask=mask)[:-1]], backward(dh, forward(**args, mask=mask)[-1])
+    ws = fast.Workspace()
+    for _ in range(2):  # the second call reuses the first call's buffers
+        out = forward(**args, mask=mask, workspace=ws)
+        grads = backward(dh, out[-1])
+        for a, b in zip(plain[0], out[:-1]):
+            np.testing.assert_array_equal(a, b)
+        for a, b in zip(plain[1], grads):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match="Workspace"):
+        forward(**args, workspace={})
