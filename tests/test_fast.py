@@ -210,3 +210,19 @@ def test_a_workspace_changes_nothing_but_where_arrays_live(kind):
             np.testing.assert_array_equal(a, b)
     with pytest.raises(TypeError, match="Workspace"):
         forward(**args, workspace={})
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_mixed_precision_follows_the_clear_code(kind):
+    """float32 data with float64 weights: both paths compute and return float64."""
+    rng = np.random.default_rng(13)
+    args = make(kind, rng, 2, 4, 3, 5)
+    args["x"] = args["x"].astype(np.float32)
+    dh = rng.standard_normal((2, 4, 5))
+    clear_states, clear_grads = run(CLEAR[kind], kind, args, None, dh)
+    fast_states, fast_grads = run(FAST[kind], kind, args, None, dh)
+    for c, f in zip(clear_states, fast_states):
+        assert f.dtype == c.dtype == np.float64
+        assert max_rel(f, c) < TOL64
+    for c, f in zip(clear_grads, fast_grads):
+        assert max_rel(f, c) < TOL64
