@@ -97,9 +97,9 @@ exercises: venv
 
 # ---------------------------------------------------------------- benchmarks
 # Timings run with the libraries' own defaults, as a reader's machine has them: OpenBLAS picks
-# its kernel for this CPU and TensorFlow runs with oneDNN on; both get BENCH_THREADS threads.
+# its kernel for this CPU and TensorFlow runs with oneDNN on; both get 2 threads, then 1.
 # BENCH_ARGS="--course" adds every notebook, the book build and grading 100 submissions.
-BENCH_THREADS ?= 2
+BENCH_THREADS ?= 2,1
 bench: venv
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE -u TF_ENABLE_ONEDNN_OPTS \
 	  $(BIN)/python scripts/bench.py --threads $(BENCH_THREADS) $(BENCH_ARGS)
