@@ -156,10 +156,12 @@ def test_masked_classifier_ignores_padding():
     rows = np.array([[5, 3, 9, 2, 0, 0], [7, 7, 1, 4, 8, 6]], dtype=np.int32)
     longer = np.concatenate([rows, np.zeros((2, 10), dtype=np.int32)], axis=1)
     for kind in ("simple_rnn", "lstm", "gru", "bilstm"):
-        for pooling in ("last", "mean"):
+        for pooling in ("last", "mean", "mean_max"):
             model = build_classifier(kind, vocab_size=10, embed_dim=4, units=3, pooling=pooling)
             a, b = predict_proba(model, rows), predict_proba(model, longer)
+            c = predict_proba(model, longer, batch_size=1, by_length=True)
             assert a.shape == (2,) and np.allclose(a, b, atol=1e-6), (kind, pooling)
+            assert np.allclose(a, c, atol=1e-6), (kind, pooling, "by_length")
     unmasked = build_classifier("gru", vocab_size=10, embed_dim=4, units=3, mask=False)
     assert not np.allclose(predict_proba(unmasked, rows), predict_proba(unmasked, longer), atol=1e-6)
     with pytest.raises(ValueError, match="kind"):
@@ -168,6 +170,55 @@ def test_masked_classifier_ignores_padding():
         build_classifier("lstm", 10, dropout=1.0)
     with pytest.raises(ValueError, match="2-D"):
         predict_proba(model, rows[0])
+
+
+def test_masked_mean_max_pooling():
+    import keras
+
+    from rnncourse.keras_models.sentiment import MaskedMeanMax
+
+    states = np.array([[[1.0, -2.0], [3.0, -4.0], [9.0, 9.0]],
+                       [[-1.0, -5.0], [0.0, 0.0], [0.0, 0.0]]], dtype="float32")
+    mask = np.array([[True, True, False], [True, False, False]])
+    out = keras.ops.convert_to_numpy(MaskedMeanMax()(states, mask=mask))
+    # mean then max over the real steps only: the padded 9s and 0s take no part
+    assert np.allclose(out, [[2.0, -3.0, 3.0, -2.0], [-1.0, -5.0, -1.0, -5.0]])
+    empty = keras.ops.convert_to_numpy(MaskedMeanMax()(states, mask=np.zeros((2, 3), bool)))
+    assert np.allclose(empty, 0.0)
+    assert np.allclose(keras.ops.convert_to_numpy(MaskedMeanMax()(states))[0], [13 / 3, 1.0, 9.0, 9.0])
+
+
+def test_length_batches_cover_every_row_once_and_trim_padding():
+    from rnncourse.keras_models.sentiment import LengthBatches, real_lengths
+
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(1, 30, size=103)
+    X = np.zeros((103, 30), dtype=np.int32)
+    for i, n in enumerate(lengths):
+        X[i, :n] = rng.integers(1, 50, size=n)
+    assert real_lengths(X).tolist() == lengths.tolist()
+    assert real_lengths(np.zeros((2, 4), dtype=np.int32)).tolist() == [0, 0]
+    y = np.arange(103) % 2
+    data = LengthBatches(X, y, batch_size=8, seed=3, chunk=4)
+    for _ in range(2):  # two epochs: a fresh, seeded order each time
+        seen = np.concatenate(data.batches)
+        assert sorted(seen.tolist()) == list(range(103)) and len(data) == len(data.batches)
+        for k in range(len(data)):
+            xb, yb = data[k]
+            rows = data.batches[k]
+            assert xb.shape == (len(rows), lengths[rows].max()) and np.array_equal(xb, X[rows, :xb.shape[1]])
+            assert np.array_equal(yb, y[rows].astype("float32"))
+        first = [b.tolist() for b in data.batches]
+        data.on_epoch_end()
+    assert [b.tolist() for b in data.batches] != first
+    same = LengthBatches(X, y, batch_size=8, seed=3, chunk=4)
+    assert [b.tolist() for b in same.batches] == [b.tolist() for b in LengthBatches(X, y, 8, 3, 4).batches]
+    ordered = LengthBatches(X, y, batch_size=8, shuffle=False)
+    assert np.all(np.diff(lengths[np.concatenate(ordered.batches)]) >= 0)
+    with pytest.raises(ValueError, match="batch_size"):
+        LengthBatches(X, y, batch_size=0)
+    with pytest.raises(ValueError, match="same"):
+        LengthBatches(X, y[:5], batch_size=8)
 
 
 def test_fit_select_restores_best_epoch():
@@ -185,6 +236,12 @@ def test_fit_select_restores_best_epoch():
     assert result["best_val_accuracy"] == pytest.approx(max(val))
     with pytest.raises(ValueError, match="epochs"):
         fit_select(model, X, y, X, y, epochs=0)
+    X = np.concatenate([X, np.zeros((64, 3), dtype=np.int32)], axis=1)
+    X[:8, 5:] = 7  # the first batches are full width, later ones shorter: widths must not be fixed
+    X[8:, 3:][rng.random((56, 5)) < 0.5] = 0  # ragged post-padding
+    pooled = build_classifier("bilstm", vocab_size=20, embed_dim=4, units=3, pooling="mean_max")
+    result = fit_select(pooled, X, y, X[:16], y[:16], epochs=2, batch_size=8, verbose=False, by_length=True)
+    assert len(result["history"]["val_accuracy"]) == 2 and 1 <= result["best_epoch"] <= 2
     assert isinstance(keras.__version__, str)
 
 
