@@ -2,7 +2,7 @@
 against a compiled Keras training step, and batched training against one sequence at a time.
 Writes book/data/benchmarks.json, which the Benchmarks appendix page draws.
 
-    make bench                                  # about 25 minutes on 2 cores
+    make bench                                  # about 10 minutes on 2 cores
     python scripts/bench.py --quick             # a smoke test with small sizes (a minute)
     python scripts/bench.py --threads 2         # BLAS and TensorFlow on two threads only (default 2,1)
     python scripts/bench.py --only batching     # one part; the others keep their previous results
@@ -369,8 +369,11 @@ class MinCharStyleModel:
         return self.model.forward(inputs, targets, h0)
 
 
-def _train_for(seconds: float, model, s: dict, train_ids, val_ids) -> dict:
-    """Train `model` for `seconds` of wall time (evaluations not counted); return its curve."""
+def _train_for(seconds: float, model, s: dict, train_ids, val_ids, check_at_chars: int | None = None) -> dict:
+    """Train `model` for `seconds` of wall time (evaluations not counted); return its curve.
+
+    The held-out loss is measured 12 times at even intervals of training time, and once more
+    when the characters processed first reach `check_at_chars`."""
     from rnncourse.data import stream_batches
     from rnncourse.optim import clip_by_global_norm
     from rnncourse.train import evaluate
@@ -391,9 +394,10 @@ def _train_for(seconds: float, model, s: dict, train_ids, val_ids) -> dict:
         s["optimizer"].step(model.params, grads)
         trained += time.perf_counter() - t0
         chars += batch[0].size
-        if trained >= next_check:
+        if trained >= next_check or (check_at_chars and chars >= check_at_chars > chars - batch[0].size):
             curve.append({"chars": chars, "seconds": trained, "val_loss": evaluate(model, val_ids)})
-            next_check += check_every
+            if trained >= next_check:
+                next_check += check_every
     curve.append({"chars": chars, "seconds": trained, "val_loss": evaluate(model, val_ids)})
     return {"chars_per_second": chars / trained, "curve": curve, "optimizer": type(s["optimizer"]).__name__,
             **{k: v for k, v in s.items() if k != "optimizer"}}
@@ -438,7 +442,9 @@ def bench_batching(seconds: float, hidden: int = 128) -> dict:
     for name, s in setups.items():
         with threadpool_limits(limits=1, user_api="blas"):
             model = CharRNN(vocab.size, hidden, seed=0, fast=s["fast"], dtype=np.dtype(s.get("dtype", "float64")))
-            results[name] = _train_for(seconds, model, s, train_ids, val_ids)
+            # every batched run is also scored when it has seen as many characters as the first run saw in all
+            baseline_chars = next(iter(results.values()))["curve"][-1]["chars"] if results else None
+            results[name] = _train_for(seconds, model, s, train_ids, val_ids, baseline_chars)
         print(f"  batching: {name}: {results[name]['chars_per_second']:,.0f} chars/s, held-out loss "
               f"{results[name]['curve'][-1]['val_loss']:.3f} after {results[name]['curve'][-1]['chars']:,} chars",
               flush=True)
@@ -446,13 +452,13 @@ def bench_batching(seconds: float, hidden: int = 128) -> dict:
     one = results[one_name]
     comparisons = {}
     for name, batched in list(results.items())[1:]:
-        # The batched model's loss after as many characters as the one-sequence loop processed in all.
-        same_chars = np.interp(one["curve"][-1]["chars"], [c["chars"] for c in batched["curve"]],
-                               [c["val_loss"] for c in batched["curve"]])
+        # The batched model's loss at the first checkpoint with at least as many characters as the
+        # one-sequence loop processed in all (_train_for scores it there).
+        same = next(c for c in batched["curve"] if c["chars"] >= one["curve"][-1]["chars"])
         comparisons[name] = {
             "speedup_chars_per_second": batched["chars_per_second"] / one["chars_per_second"],
-            "same_chars": {"chars": one["curve"][-1]["chars"], "one_sequence": one["curve"][-1]["val_loss"],
-                           "batched": float(same_chars)},
+            "same_chars": {"chars": one["curve"][-1]["chars"], "batched_chars": same["chars"],
+                           "one_sequence": one["curve"][-1]["val_loss"], "batched": same["val_loss"]},
             "same_time": {"seconds": seconds, "one_sequence": one["curve"][-1]["val_loss"],
                           "batched": batched["curve"][-1]["val_loss"]}}
     return {"setups": results, "baseline": one_name, "comparisons": comparisons, "hidden": hidden,
@@ -543,7 +549,7 @@ for name, (m, k, n) in {"per-step h U (64x256 @ 256x1024)": (64, 256, 1024),
     a, b = r.standard_normal((m, k)).astype(np.float32), r.standard_normal((k, n)).astype(np.float32)
     a @ b
     ts = []
-    for _ in range(15):
+    for _ in range(40):
         t0 = time.perf_counter(); a @ b; ts.append(time.perf_counter() - t0)
     out[name] = 2 * m * k * n / sorted(ts)[len(ts) // 2] / 1e9
 print(json.dumps(out))
@@ -697,21 +703,25 @@ def main(argv=None) -> int:
             out.unlink()
             result["numpy"] += rows["numpy"]
             result["keras"] += rows["keras"]
-        result["blas_kernels"] = bench_blas_kernels(thread_counts[0])
     else:
-        for key in ("numpy", "keras", "blas_kernels"):
+        for key in ("numpy", "keras"):
             result[key] = previous.get(key)
-    if "batching" in parts:
+    if "batching" in parts:  # the parts timed with one BLAS thread
         result["batching"] = bench_batching(3.0 if args.quick else 45.0)
         result["hot_spots"] = bench_hot_spots()
+        result["blas_kernels"] = bench_blas_kernels(1)
     else:
-        result["batching"], result["hot_spots"] = previous.get("batching"), previous.get("hot_spots")
+        for key in ("batching", "hot_spots", "blas_kernels"):
+            result[key] = previous.get(key)
     result["course"] = bench_course(args.course_from_junit) if "course" in parts else previous.get("course")
-    if parts <= {"course"} and previous.get("machine"):
-        # Only the course was measured now: the machine section stays that of the timings above it.
+    if "layers" not in parts and previous.get("machine"):
+        # The layer timings are kept: so is the machine section that describes their run, and the
+        # parts measured now say when.
+        now = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+               "git_commit": result["machine"]["git_commit"], "load_average_at_start": result["machine"][
+                   "load_average_at_start"], "load_average_at_end": os.getloadavg()}
         result["machine"], result["threads"] = previous["machine"], previous.get("threads", thread_counts)
-        result["course"]["date"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        result["course"]["load_average_at_end"] = os.getloadavg()
+        result["machine"].setdefault("parts_measured_later", {}).update({part: now for part in parts})
     else:
         result["machine"]["load_average_at_end"] = os.getloadavg()
         result["machine"]["bench_seconds"] = time.perf_counter() - started
