@@ -11,11 +11,13 @@ measures what it saves).
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from .layers import dense_backward, dense_forward, one_hot
 from .losses import softmax, softmax_cross_entropy
-from .fast import Workspace, rnn_backward_fast, rnn_forward_ids_fast
+from .fast import Workspace, map_batch_slices, rnn_backward_fast, rnn_forward_ids_fast
 from .rnn import glorot_uniform, init_rnn_params, rnn_backward, rnn_forward
 from .validation import check, check_float_dtype, check_generator, check_int, check_positive
 
@@ -122,3 +124,48 @@ class CharRNN:
                 probs = softmax((h @ p["dense/kernel"] + p["dense/bias"]) / temperature)[0]
                 out.append(int(rng.choice(self.vocab_size, p=probs / probs.sum())))
         return np.array(out, dtype=np.int64)
+
+
+class SplitBatch:
+    """A fast CharRNN whose `loss_and_grads` splits each batch over several cores.
+
+    The rows of a batch never interact inside the model, so each slice of rows runs the whole
+    forward and backward pass on its own core (`rnncourse.fast.map_batch_slices`), and the
+    slices' losses and gradients, each a mean over its own rows, are averaged with weights
+    equal to their shares of the batch. The result equals the model's own `loss_and_grads`
+    to round-off. Everything else (parameters, `forward`, `sample`) is the wrapped model's.
+    """
+
+    def __init__(self, model: CharRNN, threads: int = 2):
+        if not isinstance(model, CharRNN) or not model.fast:
+            raise ValueError("SplitBatch needs a CharRNN made with fast=True")
+        check_int("threads", threads)
+        self.model, self.params, self.threads = model, model.params, threads
+        self.vocab_size, self.hidden_size, self.dtype = model.vocab_size, model.hidden_size, model.dtype
+        # One shallow copy per slice: the same parameters, its own buffers.
+        self._slices = [copy.copy(model) for _ in range(threads)]
+        for part in self._slices:
+            part._workspace = Workspace()
+
+    def initial_state(self, batch_size: int) -> np.ndarray:
+        return self.model.initial_state(batch_size)
+
+    def forward(self, inputs, targets, h0=None):
+        return self.model.forward(inputs, targets, h0)
+
+    def loss(self, inputs, targets, h0=None) -> float:
+        return self.model.loss(inputs, targets, h0)
+
+    def sample(self, *args, **kwargs):
+        return self.model.sample(*args, **kwargs)
+
+    def loss_and_grads(self, inputs, targets, h0=None):
+        self.model._check_ids(inputs, targets)
+        h0 = self.initial_state(inputs.shape[0]) if h0 is None else h0
+        check("h0", h0, (inputs.shape[0], self.hidden_size), {})
+        parts = map_batch_slices(lambda i, x, y, h: (x.shape[0], *self._slices[i].loss_and_grads(x, y, h)),
+                                 (inputs, targets, h0), self.threads)
+        shares = [rows / inputs.shape[0] for rows, *_ in parts]
+        loss = sum(share * part[1] for share, part in zip(shares, parts))
+        grads = {name: sum(share * part[2][name] for share, part in zip(shares, parts)) for name in self.params}
+        return loss, grads, np.concatenate([part[3] for part in parts])

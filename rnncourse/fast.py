@@ -123,6 +123,40 @@ def _check_cache(cache, kind: type, made_by: str):
     return cache
 
 
+# ============================================================ the batch on several cores
+_POOLS: dict = {}
+_CONTROLLER = []
+
+
+def map_batch_slices(fn, arrays, threads: int = 2) -> list:
+    """fn(i, *slices_i) for i = 0 .. threads-1, at once, one Python thread each; slice i of
+    every array in `arrays` is a contiguous block of its rows (the batch axis, axis 0).
+
+    The examples of a batch are independent in the forward and the backward pass; only the
+    weight gradients must be added up afterwards, which the caller does with the results
+    (returned in slice order, so the sum is the same on every run). NumPy releases Python's
+    lock inside its matrix products and element-wise loops, so the slices really run on
+    separate cores, each with a one-thread BLAS: the element-wise work, which a
+    multi-threaded BLAS leaves on one core, is shared too.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import ThreadpoolController
+
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    N = arrays[0].shape[0]
+    bounds = np.linspace(0, N, min(threads, N) + 1).astype(int)
+    slices = [tuple(a[lo:hi] for a in arrays) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    if len(slices) == 1:
+        return [fn(0, *slices[0])]
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())       # finding the BLAS library takes milliseconds: once
+    pool = _POOLS.get(len(slices)) or _POOLS.setdefault(len(slices), ThreadPoolExecutor(len(slices)))
+    with _CONTROLLER[0].limit(limits=1, user_api="blas"):
+        return list(pool.map(lambda args: fn(args[0], *args[1]), enumerate(slices)))
+
+
 # ================================================================= vanilla RNN
 class RNNCache(NamedTuple):
     inputs: np.ndarray            # (T, N, D) the inputs, time-major; or (T, N) integer ids

@@ -153,8 +153,10 @@ def numpy_problem(kind: str, N: int, T: int, H: int, D: int = INPUT_DIM, seed: i
             "params": params, "dh": rng.standard_normal((N, T, H)).astype(f32)}
 
 
-def numpy_steps(kind: str, problem: dict) -> dict:
-    """Closures for one training step of the clear code and of the fast path."""
+def numpy_steps(kind: str, problem: dict, threads: int = 1) -> dict:
+    """Closures for one training step of the clear code and of the fast path; with threads > 1
+    also the fast path with the batch split over that many cores (`fast.map_batch_slices`,
+    one BLAS thread per slice), the weight gradients summed afterwards."""
     from rnncourse import fast, gru, lstm, rnn
 
     x, h0, p, dh = problem["x"], problem["h0"], problem["params"], problem["dh"]
@@ -177,7 +179,26 @@ def numpy_steps(kind: str, problem: dict) -> dict:
 
         def quick():
             fast.gru_backward_fast(dh, fast.gru_forward_fast(x, h0, **p, workspace=ws)[1], input_gradient=False)
-    return {"clear": clear, "fast": quick}
+    steps = {"clear": clear, "fast": quick}
+    if threads > 1 and x.shape[0] >= threads:
+        slice_ws = [fast.Workspace() for _ in range(threads)]
+
+        def one_slice(i, x_i, h0_i, dh_i):
+            if kind == "rnn":
+                cache = fast.rnn_forward_fast(x_i, h0_i, **p, workspace=slice_ws[i])[1]
+                return fast.rnn_backward_fast(dh_i, cache, input_gradient=False)[2:]
+            if kind == "lstm":
+                cache = fast.lstm_forward_fast(x_i, h0_i, h0_i, **p, workspace=slice_ws[i])[2]
+                return fast.lstm_backward_fast(dh_i, cache, input_gradient=False)[3:]
+            cache = fast.gru_forward_fast(x_i, h0_i, **p, workspace=slice_ws[i])[1]
+            return fast.gru_backward_fast(dh_i, cache, input_gradient=False)[2:]
+
+        def split():
+            parts = fast.map_batch_slices(one_slice, (x, h0, dh), threads)
+            return [sum(grads) for grads in zip(*parts)]   # the weight gradients of the whole batch
+
+        steps["fast_split"] = split
+    return steps
 
 
 def floors(kind: str, N: int, T: int, H: int, D: int = INPUT_DIM) -> dict:
@@ -243,12 +264,12 @@ def floors(kind: str, N: int, T: int, H: int, D: int = INPUT_DIM) -> dict:
             "per_step_rows": per_step_rows, "per_step_columns": per_step_columns, "hoisted_once": hoisted_once}
 
 
-def bench_numpy(sizes: list, kinds: list, min_seconds: float) -> list:
+def bench_numpy(sizes: list, kinds: list, min_seconds: float, threads: int = 1) -> list:
     rows = []
     for kind in kinds:
         for N, H, T in sizes:
             problem = numpy_problem(kind, N, T, H)
-            fns = {**numpy_steps(kind, problem), **floors(kind, N, T, H)}
+            fns = {**numpy_steps(kind, problem, threads), **floors(kind, N, T, H)}
             t = {name: v["median_s"] for name, v in timed_round_robin(fns, min_seconds=min_seconds).items()}
             per_step = min(t["per_step_rows"], t["per_step_columns"])
             hoisted = t["hoisted_once"] + min(t["recurrent_rows"], t["recurrent_columns"])
@@ -257,10 +278,15 @@ def bench_numpy(sizes: list, kinds: list, min_seconds: float) -> list:
                    "hoisted_floor_s": hoisted,
                    "fast_vs_per_step_floor": per_step / t["fast"], "fast_vs_hoisted_floor": hoisted / t["fast"],
                    "clear_vs_per_step_floor": per_step / t["clear"], "speedup_fast_over_clear": t["clear"] / t["fast"]}
+            if "fast_split" in t:
+                row.update(fast_split_s=t["fast_split"], split_vs_per_step_floor=per_step / t["fast_split"],
+                           split_vs_hoisted_floor=hoisted / t["fast_split"])
             rows.append(row)
             print(f"  numpy {kind:4s} N={N:<3d} H={H:<3d} T={T:<3d}  clear {t['clear'] * 1e3:8.2f} ms  "
                   f"fast {t['fast'] * 1e3:8.2f} ms  floors {per_step * 1e3:7.2f} / {hoisted * 1e3:7.2f} ms  "
-                  f"efficiency {row['fast_vs_per_step_floor']:.2f} / {row['fast_vs_hoisted_floor']:.2f}", flush=True)
+                  f"efficiency {row['fast_vs_per_step_floor']:.2f} / {row['fast_vs_hoisted_floor']:.2f}"
+                  + (f"  split {row['fast_split_s'] * 1e3:.2f} ms ({row['split_vs_per_step_floor']:.2f} / "
+                     f"{row['split_vs_hoisted_floor']:.2f})" if "fast_split_s" in row else ""), flush=True)
     return rows
 
 
@@ -294,19 +320,25 @@ def keras_step(kind: str, problem: dict):
     return run
 
 
-def bench_keras(sizes: list, kinds: list, min_seconds: float) -> list:
+def bench_keras(sizes: list, kinds: list, min_seconds: float, threads: int = 1) -> list:
     rows = []
     for kind in kinds:
         for N, H, T in sizes:
             problem = numpy_problem(kind, N, T, H)
-            fns = {"numpy_fast": numpy_steps(kind, problem)["fast"], "keras": keras_step(kind, problem)}
+            steps = numpy_steps(kind, problem, threads)
+            fns = {"numpy_fast": steps["fast"], "keras": keras_step(kind, problem)}
+            if "fast_split" in steps:
+                fns["numpy_split"] = steps["fast_split"]
             t = {name: v["median_s"] for name, v in
                  timed_round_robin(fns, min_repeats=6, min_seconds=min_seconds, block=3, pause=0.05).items()}
             row = {"kind": kind, "N": N, "H": H, "T": T, "D": INPUT_DIM, "numpy_fast_s": t["numpy_fast"],
                    "keras_s": t["keras"], "numpy_over_keras": t["numpy_fast"] / t["keras"]}
+            if "numpy_split" in t:
+                row.update(numpy_split_s=t["numpy_split"], split_over_keras=t["numpy_split"] / t["keras"])
             rows.append(row)
             print(f"  keras {kind:4s} N={N:<3d} H={H:<3d} T={T:<3d}  numpy {t['numpy_fast'] * 1e3:8.2f} ms  "
-                  f"keras {t['keras'] * 1e3:8.2f} ms  ratio {row['numpy_over_keras']:.2f}", flush=True)
+                  f"keras {t['keras'] * 1e3:8.2f} ms  ratio {row['numpy_over_keras']:.2f}"
+                  + (f"  split {row['split_over_keras']:.2f}" if "split_over_keras" in row else ""), flush=True)
     return rows
 
 
@@ -420,7 +452,7 @@ def bench_batching(seconds: float, hidden: int = 128) -> dict:
 
     from threadpoolctl import threadpool_limits
 
-    from rnncourse.charmodel import CharRNN
+    from rnncourse.charmodel import CharRNN, SplitBatch
     from rnncourse.data import CharVocab, load_shakespeare, shakespeare_play_names
     from rnncourse.optim import Adam
 
@@ -437,11 +469,15 @@ def bench_batching(seconds: float, hidden: int = 128) -> dict:
         "batched, 128 x 64": dict(batch=128, seq=64, fast=True, optimizer=Adam(learning_rate=3e-3)),
         "batched, 32 x 64, float32": dict(batch=32, seq=64, fast=True, dtype="float32",
                                           optimizer=Adam(learning_rate=3e-3)),
+        "batched, 32 x 64, split over 2 cores": dict(batch=32, seq=64, fast=True, threads=2,
+                                                     optimizer=Adam(learning_rate=3e-3)),
     }
     results = {}
     for name, s in setups.items():
         with threadpool_limits(limits=1, user_api="blas"):
             model = CharRNN(vocab.size, hidden, seed=0, fast=s["fast"], dtype=np.dtype(s.get("dtype", "float64")))
+            if s.get("threads", 1) > 1:
+                model = SplitBatch(model, s["threads"])
             # every batched run is also scored when it has seen as many characters as the first run saw in all
             baseline_chars = next(iter(results.values()))["curve"][-1]["chars"] if results else None
             results[name] = _train_for(seconds, model, s, train_ids, val_ids, baseline_chars)
@@ -656,8 +692,8 @@ def worker(threads: int, quick: bool, all_lengths: bool, output: Path) -> None:
     keras_sizes = QUICK_SIZES if quick else KERAS_SIZES
     min_seconds = 0.05 if quick else 1.0
     print(f"-- {threads} thread(s)", flush=True)
-    rows = {"numpy": bench_numpy(sizes, ["rnn", "lstm", "gru"], min_seconds),
-            "keras": bench_keras(keras_sizes, ["rnn", "lstm", "gru"], min_seconds)}
+    rows = {"numpy": bench_numpy(sizes, ["rnn", "lstm", "gru"], min_seconds, threads),
+            "keras": bench_keras(keras_sizes, ["rnn", "lstm", "gru"], min_seconds, threads)}
     for part in rows.values():
         for row in part:
             row["threads"] = threads

@@ -226,3 +226,33 @@ def test_mixed_precision_follows_the_clear_code(kind):
         assert max_rel(f, c) < TOL64
     for c, f in zip(clear_grads, fast_grads):
         assert max_rel(f, c) < TOL64
+
+
+def test_map_batch_slices_runs_every_slice_in_order():
+    rows = np.arange(10.0)[:, None] * np.ones((1, 3))
+    out = fast.map_batch_slices(lambda i, a: (i, a[:, 0].tolist()), (rows,), threads=3)
+    assert [i for i, _ in out] == [0, 1, 2]
+    assert sum((values for _, values in out), []) == list(np.arange(10.0))
+    with pytest.raises(ValueError, match="positive integer"):
+        fast.map_batch_slices(lambda i, a: a, (rows,), threads=0)
+
+
+def test_charrnn_split_over_threads_equals_one():
+    from rnncourse.charmodel import CharRNN, SplitBatch
+
+    rng = np.random.default_rng(4)
+    ids = rng.integers(0, 9, (5, 13))
+    one = CharRNN(9, 6, seed=1, fast=True)
+    two = SplitBatch(CharRNN(9, 6, seed=1, fast=True), threads=2)
+    h0 = 0.3 * rng.standard_normal((5, 6))
+    for _ in range(2):
+        a = one.loss_and_grads(ids[:, :-1], ids[:, 1:], h0)
+        b = two.loss_and_grads(ids[:, :-1], ids[:, 1:], h0)
+        assert abs(a[0] - b[0]) < 1e-12
+        assert max_rel(b[2], a[2]) < TOL64
+        for name in a[1]:
+            assert max_rel(b[1][name], a[1][name]) < TOL64, name
+    two.params["dense/bias"] += 1.0                  # the slices share the model's parameters
+    assert all(np.array_equal(part.params["dense/bias"], two.model.params["dense/bias"]) for part in two._slices)
+    with pytest.raises(ValueError, match="fast=True"):
+        SplitBatch(CharRNN(9, 6), threads=2)
