@@ -643,7 +643,7 @@ def bench_course(junit: Path | None) -> dict:
     python = sys.executable
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "TF_ENABLE_ONEDNN_OPTS": "0"}
     if junit is not None:
-        notebooks, source = notebook_times_from_junit(junit), f"nbval run {junit.name}, 2 notebooks at a time"
+        notebooks, source = notebook_times_from_junit(junit), f"nbval run {junit.name} of make test, 2 notebooks at a time"
     else:
         notebooks, source = {}, "executed one at a time"
         for path in sorted(glob.glob(str(ROOT / "chapters" / "*.ipynb"))) + \
