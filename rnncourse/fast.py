@@ -300,6 +300,16 @@ def rnn_backward_fast(dh, cache, input_gradient=True):
     return dx, dh_next, dkernel, drecurrent_kernel, dbias
 
 
+def _gated_backward_start(dh, x_tm, states, workspace, name: str):
+    """What the LSTM and GRU backward passes both start with: the sizes from the cache, dh
+    checked against them, the dtype of the gradients, and dh laid out feature-major (T, H, N)."""
+    T, N, D = x_tm.shape
+    H = states.shape[1]
+    check_gradient("dh", dh, (N, T, H))
+    dtype = np.result_type(dh, states)
+    return T, N, D, H, dtype, _feature_major(dh, workspace, name, dtype)
+
+
 # ======================================================================== LSTM
 # Keras's columns are [i | f | g | o]; inside the fast path they are [o | i | f | g].
 def _lstm_to_internal(a: np.ndarray, H: int) -> np.ndarray:
@@ -382,11 +392,7 @@ def lstm_backward_fast(dh, cache, dc_last=None, input_gradient=True):
     """
     x_tm, kernel_int, recurrent_int, gates, states, cells, tanh_c, mask, workspace = _check_cache(
         cache, LSTMCache, "lstm_forward_fast")
-    T, N, D = x_tm.shape
-    H = states.shape[1]
-    check_gradient("dh", dh, (N, T, H))
-    dtype = np.result_type(dh, states)
-    dh_fm = _feature_major(dh, workspace, "lstm/dh", dtype)
+    T, N, D, H, dtype, dh_fm = _gated_backward_start(dh, x_tm, states, workspace, "lstm/dh")
     dc = np.zeros((H, N), dtype=dtype)
     if dc_last is not None:
         check_gradient("dc_last", dc_last, (N, H))
@@ -519,11 +525,7 @@ def gru_backward_fast(dh, cache, input_gradient=True):
     """
     x_tm, kernel, recurrent_kernel, gates, recurrent_h, states, mask, workspace = _check_cache(
         cache, GRUCache, "gru_forward_fast")
-    T, N, D = x_tm.shape
-    H = states.shape[1]
-    check_gradient("dh", dh, (N, T, H))
-    dtype = np.result_type(dh, states)
-    dh_fm = _feature_major(dh, workspace, "gru/dh", dtype)
+    T, N, D, H, dtype, dh_fm = _gated_backward_start(dh, x_tm, states, workspace, "gru/dh")
     z, r, candidate = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
     # Per step, from the gradient dh_t arriving at h_t to the pre-activation gradients of the
     # input side, [z | r | h], every block contiguous:
