@@ -17,7 +17,8 @@ import numpy as np
 
 from .layers import dense_backward, dense_forward, one_hot
 from .losses import softmax, softmax_cross_entropy
-from .fast import Workspace, map_batch_slices, rnn_backward_fast, rnn_forward_ids_fast
+from .fast import (Workspace, _rnn_backward, map_batch_slices, rnn_forward_ids_fast,
+                   softmax_cross_entropy_in_place)
 from .rnn import glorot_uniform, init_rnn_params, rnn_backward, rnn_forward
 from .validation import check, check_float_dtype, check_generator, check_int, check_positive
 
@@ -85,17 +86,54 @@ class CharRNN:
 
     def loss_and_grads(self, inputs, targets, h0=None):
         """Loss, gradients of every parameter (same keys as `params`), and the last hidden state."""
+        if self.fast:  # the same equations, laid out for speed: see _fast_loss_and_grads
+            return self._fast_loss_and_grads(inputs, targets, h0)
         loss, h_last, (rnn_cache, dense_cache, dlogits) = self.forward(inputs, targets, h0)
         dh, dkernel_out, dbias_out = dense_backward(dlogits, dense_cache)
-        if self.fast:  # the inputs are character ids: they have no gradient
-            _, _, dkernel, drecurrent, dbias = rnn_backward_fast(dh, rnn_cache)
-        else:
-            _, _, dkernel, drecurrent, dbias = rnn_backward(dh, rnn_cache)
+        _, _, dkernel, drecurrent, dbias = rnn_backward(dh, rnn_cache)
         grads = {
             "rnn/kernel": dkernel, "rnn/recurrent_kernel": drecurrent, "rnn/bias": dbias,
             "dense/kernel": dkernel_out, "dense/bias": dbias_out,
         }
         return loss, grads, h_last
+
+    def _fast_loss_and_grads(self, inputs, targets, h0=None):
+        """`loss_and_grads` through `rnncourse.fast`: the same equations, equal to round-off.
+
+        What differs is where the numbers live. The states stay time-major, as the fast RNN
+        keeps them, so the readout's rows are (step, example) pairs and its gradient arrives
+        in the layout the RNN's backward pass reads: no transposing copies. Softmax and
+        cross-entropy are computed in place, in the logits' buffer, which becomes dlogits.
+        And every large array is a buffer of the model's workspace, reused by the next call:
+        a fresh array of a megabyte or two costs hundreds of page faults each time it is
+        first written, which on a virtual machine took a third of the step (Benchmarks appendix).
+        """
+        self._check_ids(inputs, targets)
+        p, ws = self.params, self._workspace
+        N, T = inputs.shape
+        H, V = self.hidden_size, self.vocab_size
+        h0 = self.initial_state(N) if h0 is None else h0
+        check("h0", h0, (N, H), {})
+        _, rnn_cache = rnn_forward_ids_fast(inputs, h0, p["rnn/kernel"], p["rnn/recurrent_kernel"], p["rnn/bias"],
+                                            workspace=ws)
+        states = rnn_cache.states                                  # (T + 1, N, H): h0, then every h_t
+        h_rows = states[1:].reshape(T * N, H)
+        dtype = np.result_type(h_rows, p["dense/kernel"])
+        logits = ws.buffer("dense/logits", (T * N, V), dtype)
+        np.matmul(h_rows, p["dense/kernel"], out=logits)
+        logits += p["dense/bias"]
+        loss = softmax_cross_entropy_in_place(logits, np.ascontiguousarray(targets.T).ravel())
+        dlogits = logits
+        dh = ws.buffer("dense/dh", (T, N, H), dtype)
+        np.matmul(dlogits, p["dense/kernel"].T, out=dh.reshape(T * N, H))
+        # dh is finite whenever the loss is (and the optimizer checks the gradients), so the
+        # backward pass is entered without the public function's checks.
+        _, _, dkernel, drecurrent, dbias = _rnn_backward(dh, rnn_cache, input_gradient=False)
+        grads = {
+            "rnn/kernel": dkernel, "rnn/recurrent_kernel": drecurrent, "rnn/bias": dbias,
+            "dense/kernel": h_rows.T @ dlogits, "dense/bias": dlogits.sum(axis=0),
+        }
+        return loss, grads, states[-1].copy()
 
     def sample(self, start_ids, length: int, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:
         """Feed `start_ids`, then draw `length` characters one at a time from softmax(logits / T).

@@ -17,10 +17,17 @@ without changing a single equation:
    wider array (measured: 1.8 us against 7 us for 16,384 float32 multiplications). Inside,
    the arrays are laid out for the loop, not for the caller: time first, so one step's numbers
    are contiguous, and for the LSTM and GRU features before examples, so that each gate of a
-   step is one contiguous (H, N) block and a step's gates are one product U^T h^T. Inputs and
-   outputs are transposed once per call, at the edges. Each sigmoid is computed as
-   0.5 * tanh(a / 2) + 0.5, with the 1/2 folded into a copy of the weights, so that one
-   `np.tanh` call covers every gate of a step.
+   step is one contiguous (H, N) block and a step's gates are one product U^T h^T. Inputs are
+   transposed once per call, at the edges; the gated layers keep their states feature-first,
+   (H, T + 1, N), and write each step's gate gradients straight into (gates, T, N) arrays, so
+   the products after the loop read both as they lie, with no transposing copy. Each sigmoid
+   is computed as 0.5 * tanh(a / 2) + 0.5, with the 1/2 folded into a copy of the weights, so
+   that one `np.tanh` call covers every gate of a step.
+4. **A bias is a weight on a constant input.** [x_t, 1] @ [[kernel], [bias]] = x_t @ kernel + bias,
+   so the LSTM and GRU append a column of ones to their (copied) inputs and the bias rides in
+   the input product; its gradient is then the last row of the kernel's gradient product,
+   instead of a sum over examples at every step. The GRU's recurrent bias rides the same way,
+   on a row of ones under its states.
 
 Everything else is bookkeeping. Inputs are validated once per call. The LSTM orders its gate
 columns [o | i | f | g] inside instead of Keras's [i | f | g | o], so that the three sigmoid
@@ -241,7 +248,7 @@ def rnn_forward_ids_fast(ids, h0, kernel, recurrent_kernel, bias, activation="ta
     return _read_only_view(states[1:], (1, 0, 2)), cache
 
 
-def _sum_rows_by_id(rows: np.ndarray, ids: np.ndarray, size: int) -> np.ndarray:
+def _sum_rows_by_id(rows: np.ndarray, ids: np.ndarray, size: int, workspace=None) -> np.ndarray:
     """out[k] = sum of rows[i] over every i with ids[i] == k, for k < size.
 
     The same as np.add.at(out, ids, rows), which adds row by row; sorting the ids once and
@@ -251,7 +258,9 @@ def _sum_rows_by_id(rows: np.ndarray, ids: np.ndarray, size: int) -> np.ndarray:
     sorted_ids = ids[order]
     starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
     out = np.zeros((size, rows.shape[1]), dtype=rows.dtype)
-    out[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
+    sorted_rows = _buffer(workspace, "rnn/sorted_rows", rows.shape, rows.dtype)
+    np.take(rows, order, axis=0, out=sorted_rows, mode="wrap")   # order is a permutation: in range
+    out[sorted_ids[starts]] = np.add.reduceat(sorted_rows, starts, axis=0)
     return out
 
 
@@ -262,12 +271,26 @@ def rnn_backward_fast(dh, cache, input_gradient=True):
     input_gradient=False, dx is not computed (None): a first layer fed with data never needs it.
     After `rnn_forward_ids_fast`, dx is None too (ids have no gradient).
     """
-    inputs, kernel, recurrent_kernel, states, act, mask, workspace = _check_cache(cache, RNNCache, "rnn_forward_fast")
+    inputs, _, _, states, _, _, workspace = _check_cache(cache, RNNCache, "rnn_forward_fast")
+    T, N = inputs.shape[:2]
+    check_gradient("dh", dh, (N, T, states.shape[2]))
+    return _rnn_backward(_time_major(dh, workspace, "rnn/dh"), cache, input_gradient)
+
+
+def rnn_backward_time_major_fast(dh_tm, cache, input_gradient=True):
+    """`rnn_backward_fast` for a time-major gradient, dh_tm (T, N, H): a caller that already holds
+    its gradient in the fast path's own layout saves the transposing copy."""
+    inputs, _, _, states, _, _, _ = _check_cache(cache, RNNCache, "rnn_forward_fast")
+    T, N = inputs.shape[:2]
+    check_gradient("dh_tm", dh_tm, (T, N, states.shape[2]))
+    return _rnn_backward(dh_tm, cache, input_gradient)
+
+
+def _rnn_backward(dh_tm, cache, input_gradient):
+    inputs, kernel, recurrent_kernel, states, act, mask, workspace = cache
     T, N = inputs.shape[:2]
     D, H = kernel.shape[0], states.shape[2]
-    check_gradient("dh", dh, (N, T, H))
-    dtype = np.result_type(dh, states)
-    dh_tm = _time_major(dh, workspace, "rnn/dh")
+    dtype = np.result_type(dh_tm, states)
     # dz_t = (dh_t + gradient from step t+1) * f'(z_t); f' is known for all steps now, so it is
     # computed before the loop, and dz is filled in place.
     h = states[1:]
@@ -294,20 +317,51 @@ def rnn_backward_fast(dh, cache, input_gradient=True):
     drecurrent_kernel = np.matmul(states[:-1].reshape(T * N, H).T, dz2)
     dbias = dz2.sum(axis=0)
     if inputs.ndim == 2:                                    # token ids: add into the rows used
-        return None, dh_next, _sum_rows_by_id(dz2, inputs.ravel(), D), drecurrent_kernel, dbias
+        return None, dh_next, _sum_rows_by_id(dz2, inputs.ravel(), D, workspace), drecurrent_kernel, dbias
     dkernel = np.matmul(inputs.reshape(T * N, D).T, dz2)
     dx = _batch_major(np.matmul(dz2, kernel.T).reshape(T, N, D)) if input_gradient else None
     return dx, dh_next, dkernel, drecurrent_kernel, dbias
 
 
-def _gated_backward_start(dh, x_tm, states, workspace, name: str):
-    """What the LSTM and GRU backward passes both start with: the sizes from the cache, dh
-    checked against them, the dtype of the gradients, and dh laid out feature-major (T, H, N)."""
-    T, N, D = x_tm.shape
-    H = states.shape[1]
+def _gated_backward_start(dh, x_ones, recurrent_kernel, workspace, name: str):
+    """What the LSTM and GRU backward passes both start with: the sizes from the cache (D
+    without the column of ones), dh checked against them, the dtype of the gradients, and dh
+    laid out feature-major (T, H, N)."""
+    T, N, D = x_ones.shape
+    H = recurrent_kernel.shape[0]
     check_gradient("dh", dh, (N, T, H))
-    dtype = np.result_type(dh, states)
-    return T, N, D, H, dtype, _feature_major(dh, workspace, name, dtype)
+    dtype = np.result_type(dh, x_ones)
+    return T, N, D - 1, H, dtype, _feature_major(dh, workspace, name, dtype)
+
+
+# ============================================================ softmax readout
+def softmax_cross_entropy_in_place(logits: np.ndarray, targets: np.ndarray) -> float:
+    """`rnncourse.losses.softmax_cross_entropy` (no mask) for 2-D logits, computed in place.
+
+    logits (M, V) floats, overwritten with dlogits, the gradient of the mean loss; targets (M,)
+    integer class ids. Returns the loss. The clear version builds five arrays of the logits'
+    size (shifted, exp, log-probabilities, probabilities, the gradient); here the logits'
+    buffer is shifted, exponentiated and scaled where it lies, and only per-row vectors are new.
+    """
+    check("logits", logits, ("M", "V"), {})
+    if not logits.flags.c_contiguous or not logits.flags.writeable:
+        raise ValueError("logits must be a writeable C-contiguous array: it is overwritten with dlogits")
+    M, V = logits.shape
+    if not isinstance(targets, np.ndarray) or not np.issubdtype(targets.dtype, np.integer) or targets.shape != (M,):
+        raise TypeError(f"targets must be a ({M},) NumPy array of integer class ids, got "
+                        f"{type(targets).__name__} {getattr(targets, 'dtype', '')} of shape {getattr(targets, 'shape', '?')}")
+    if targets.min() < 0 or targets.max() >= V:
+        raise ValueError(f"targets must lie in [0, {V}), found values from {targets.min()} to {targets.max()}")
+    check_finite(logits=logits)
+    rows = np.arange(M)
+    logits -= logits.max(axis=1, keepdims=True)           # shifted: exp never overflows
+    picked = logits[rows, targets]                          # the shifted logit of each target
+    np.exp(logits, out=logits)
+    total = logits.sum(axis=1)
+    loss = float(np.mean(np.log(total) - picked))           # -log softmax at the target, averaged
+    logits *= (1.0 / (total * M))[:, None]                  # softmax / M
+    logits[rows, targets] -= 1.0 / M                        # minus one-hot / M
+    return loss
 
 
 # ======================================================================== LSTM
@@ -321,11 +375,11 @@ def _lstm_to_keras(a: np.ndarray, H: int) -> np.ndarray:
 
 
 class LSTMCache(NamedTuple):
-    x: np.ndarray                 # (T, N, D) the inputs, time-major
+    x: np.ndarray                 # (T, N, D + 1) the inputs, time-major, with a column of ones
     kernel: np.ndarray            # (D, 4H) internal order [o | i | f | g], as given (not halved)
     recurrent_kernel: np.ndarray  # (H, 4H) internal order
     gates: np.ndarray             # (T, 4H, N): o, i, f, g after their nonlinearities
-    states: np.ndarray            # (T + 1, H, N): h0, then h after every step
+    states: np.ndarray            # (H, T + 1, N): h0, then h after every step
     cells: np.ndarray             # (T + 1, H, N): c0, then c after every step
     tanh_c: np.ndarray            # (T, H, N)
     mask: np.ndarray | None
@@ -348,41 +402,51 @@ def lstm_forward_fast(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, work
     # a single tanh per step serves all four gates.
     half = np.ones(4 * H, dtype=dtype)
     half[:3 * H] = 0.5
-    x_tm = _time_major(x, workspace, "lstm/x_tm")
-    # Every step's kernel^T x_t^T, (4H, N) per step, before the loop (the bias is added inside
-    # it, where each step's block is already in the cache).
+    # The inputs, time-major, with a column of ones: [x_t, 1] @ [[kernel], [bias]] is
+    # x_t @ kernel + bias, so the bias rides in the input product, and its gradient in the
+    # kernel's (the last row of [x, 1]^T da is the sum of da over steps and examples).
+    x_ones = _buffer(workspace, "lstm/x_ones", (T, N, D + 1), dtype)
+    np.copyto(x_ones[:, :, :D], x.transpose(1, 0, 2))
+    x_ones[:, :, D] = 1.0
+    weights_t = np.empty((4 * H, D + 1), dtype=dtype)      # [kernel; bias]^T, sigmoid gates halved
+    np.multiply(kernel_int.T, half[:, None], out=weights_t[:, :D])
+    np.multiply(_lstm_to_internal(bias, H), half, out=weights_t[:, D])
+    # Every step's pre-activations from the input, (4H, N) per step, before the loop: one
+    # product per step, each reading that step's rows of x_ones as columns (no copy).
     gates = _buffer(workspace, "lstm/gates", (T, 4 * H, N), dtype)
-    np.matmul(np.ascontiguousarray((kernel_int * half).T), _feature_major(x, workspace, "lstm/x_fm"), out=gates)
-    bias_column = (_lstm_to_internal(bias, H) * half).astype(dtype)[:, None]
+    np.matmul(weights_t, x_ones.transpose(0, 2, 1), out=gates)
     recurrent_t = np.ascontiguousarray((recurrent_int * half).T, dtype=dtype)    # (4H, H)
-    states = _buffer(workspace, "lstm/states", (T + 1, H, N), dtype)
+    # The states are stored feature-first, (H, T + 1, N): step t is the block states[:, t], and
+    # all steps together are one (H, (T + 1) N) matrix, which the backward pass's product
+    # for drecurrent_kernel reads as it is.
+    states = _buffer(workspace, "lstm/states", (H, T + 1, N), dtype)
     cells = _buffer(workspace, "lstm/cells", (T + 1, H, N), dtype)
-    states[0], cells[0] = h0.T, c0.T
+    states[:, 0], cells[0] = h0.T, c0.T
     tanh_c = _buffer(workspace, "lstm/tanh_c", (T, H, N), dtype)
     recurrent = np.empty((4 * H, N), dtype=dtype)
     written = np.empty((H, N), dtype=dtype)
     for t in range(T):
         a = gates[t]
-        np.matmul(recurrent_t, states[t], out=recurrent)
+        np.matmul(recurrent_t, states[:, t], out=recurrent)
         a += recurrent
-        a += bias_column
         np.tanh(a, out=a)
         sig = a[:3 * H]
         sig *= 0.5
         sig += 0.5
         o, i, f, g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
-        c_t, h_t = cells[t + 1], states[t + 1]
+        c_t = cells[t + 1]
         np.multiply(f, cells[t], out=c_t)
         np.multiply(i, g, out=written)
         c_t += written
         if mask is not None:
             np.copyto(c_t, cells[t], where=~mask[:, t])
         np.tanh(c_t, out=tanh_c[t])
+        h_t = states[:, t + 1]
         np.multiply(o, tanh_c[t], out=h_t)
         if mask is not None:
-            np.copyto(h_t, states[t], where=~mask[:, t])
-    cache = LSTMCache(x_tm, kernel_int, recurrent_int, gates, states, cells, tanh_c, mask, workspace)
-    return _read_only_view(states[1:], (2, 0, 1)), _read_only_view(cells[1:], (2, 0, 1)), cache
+            np.copyto(h_t, states[:, t], where=~mask[:, t])
+    cache = LSTMCache(x_ones, kernel_int, recurrent_int, gates, states, cells, tanh_c, mask, workspace)
+    return _read_only_view(states[:, 1:], (2, 1, 0)), _read_only_view(cells[1:], (2, 0, 1)), cache
 
 
 def lstm_backward_fast(dh, cache, dc_last=None, input_gradient=True):
@@ -390,9 +454,9 @@ def lstm_backward_fast(dh, cache, dc_last=None, input_gradient=True):
 
     With input_gradient=False, dx is not computed (None).
     """
-    x_tm, kernel_int, recurrent_int, gates, states, cells, tanh_c, mask, workspace = _check_cache(
+    x_ones, kernel_int, recurrent_int, gates, states, cells, tanh_c, mask, workspace = _check_cache(
         cache, LSTMCache, "lstm_forward_fast")
-    T, N, D, H, dtype, dh_fm = _gated_backward_start(dh, x_tm, states, workspace, "lstm/dh")
+    T, N, D, H, dtype, dh_fm = _gated_backward_start(dh, x_ones, recurrent_int, workspace, "lstm/dh")
     dc = np.zeros((H, N), dtype=dtype)
     if dc_last is not None:
         check_gradient("dc_last", dc_last, (N, H))
@@ -403,12 +467,12 @@ def lstm_backward_fast(dh, cache, dc_last=None, input_gradient=True):
     #   dc_t = dc_from_later + dh_t * o (1 - tanh(c)^2)
     #   da_o = dh_t * tanh(c) o (1 - o)
     #   da_i = dc_t * g i (1 - i),  da_f = dc_t * c_{t-1} f (1 - f),  da_g = dc_t * i (1 - g^2)
-    # da_t is one (4H, N) scratch block; it is copied into da_columns, whose columns are
-    # (step, example) pairs, for the products after the loop.
+    # The factors multiplying dh_t and dc_t are formed in the scratch block local_t; the last
+    # multiplication writes da_t into da_columns[:, t], whose columns are (step, example)
+    # pairs, ready for the products after the loop.
     da_columns = _buffer(workspace, "lstm/da", (4 * H, T, N), dtype)
-    da_t = np.empty((4 * H, N), dtype=dtype)
-    da_blocks = da_t.reshape(4, H, N)                       # a view: the o, i, f, g blocks
-    dbias = np.zeros(4 * H, dtype=dtype)
+    local_t = np.empty((4 * H, N), dtype=dtype)
+    local_blocks = local_t.reshape(4, H, N)                 # a view: the o, i, f, g blocks
     dh_next = np.zeros((H, N), dtype=dtype)
     dh_t = np.empty((H, N), dtype=dtype)
     through_h = np.empty((H, N), dtype=dtype)
@@ -423,16 +487,17 @@ def lstm_backward_fast(dh, cache, dc_last=None, input_gradient=True):
         through_h *= dh_t
         dc += through_h                                     # dc is now dc_t
         sig = gates[t, :3 * H]
-        np.subtract(1.0, sig, out=da_t[:3 * H])
-        da_t[:3 * H] *= sig                                 # s (1 - s) for o, i, f
-        da_blocks[0] *= tanh_c[t]
-        da_blocks[0] *= dh_t
-        da_blocks[1] *= g[t]
-        da_blocks[2] *= cells[t]
-        np.multiply(g[t], g[t], out=da_blocks[3])
-        np.subtract(1.0, da_blocks[3], out=da_blocks[3])
-        da_blocks[3] *= i[t]
-        da_blocks[1:] *= dc
+        np.subtract(1.0, sig, out=local_t[:3 * H])
+        local_t[:3 * H] *= sig                              # s (1 - s) for o, i, f
+        local_blocks[0] *= tanh_c[t]
+        local_blocks[1] *= g[t]
+        local_blocks[2] *= cells[t]
+        np.multiply(g[t], g[t], out=local_blocks[3])
+        np.subtract(1.0, local_blocks[3], out=local_blocks[3])
+        local_blocks[3] *= i[t]
+        da_t = da_columns[:, t]
+        np.multiply(local_blocks[0], dh_t, out=da_t[:H])
+        np.multiply(local_blocks[1:], dc, out=da_t[H:].reshape(3, H, N))
         if mask is not None:
             # A padded step copied (h, c) forward: both gradients pass straight back.
             np.copyto(da_t, 0.0, where=padded)
@@ -441,28 +506,28 @@ def lstm_backward_fast(dh, cache, dc_last=None, input_gradient=True):
         if mask is not None:
             np.copyto(dh_next, dh_t, where=padded)
             np.copyto(dc, arrived_c, where=padded)
-        da_columns[:, t] = da_t
-        dbias += da_t.sum(axis=1)
-    # The sums over steps, each one matrix product over T*N columns.
+    # The sums over steps, each one matrix product over T*N columns, reading the arrays as they
+    # lie (transposed views, no copies); the last row of the first is dbias.
     da_columns = da_columns.reshape(4 * H, T * N)
-    h_rows = _copy_transposed(workspace, "lstm/h_rows", states[:-1], (0, 2, 1)).reshape(T * N, H)
-    dkernel = _lstm_to_keras(np.matmul(da_columns, x_tm.reshape(T * N, D)).T, H)
-    drecurrent_kernel = _lstm_to_keras(np.matmul(da_columns, h_rows).T, H)
-    dbias = _lstm_to_keras(dbias, H)
+    dweights = np.matmul(x_ones.reshape(T * N, D + 1).T, da_columns.T)       # (D + 1, 4H)
+    drecurrent = np.matmul(states[:, :T].reshape(H, T * N), da_columns.T)   # (H, 4H)
+    dkernel, dbias = _lstm_to_keras(dweights[:D], H), _lstm_to_keras(dweights[D], H)
     dx = None
     if input_gradient:
         dx = np.ascontiguousarray(np.matmul(kernel_int, da_columns).reshape(D, T, N).transpose(2, 1, 0))
-    return dx, np.ascontiguousarray(dh_next.T), np.ascontiguousarray(dc.T), dkernel, drecurrent_kernel, dbias
+    return (dx, np.ascontiguousarray(dh_next.T), np.ascontiguousarray(dc.T), dkernel,
+            _lstm_to_keras(drecurrent, H), dbias)
 
 
 # ========================================================================= GRU
 class GRUCache(NamedTuple):
-    x: np.ndarray                 # (T, N, D) the inputs, time-major
+    x: np.ndarray                 # (T, N, D + 1) the inputs, time-major, with a column of ones
     kernel: np.ndarray            # (D, 3H), Keras order [z | r | h]
     recurrent_kernel: np.ndarray  # (H, 3H)
     gates: np.ndarray             # (T, 3H, N): z, r after the sigmoid, the candidate after tanh
-    recurrent_h: np.ndarray       # (T, H, N): U_h^T h_{t-1} + b_rec_h, which the reset gate scales
-    states: np.ndarray            # (T + 1, H, N): h0, then h after every step
+    recurrent: np.ndarray         # (T, 3H, N): U^T h_{t-1} + b_rec (z and r halved); its h block
+                                  # is what the reset gate scales
+    states: np.ndarray            # (H + 1, T + 1, N): h0, then h after every step; the last row is ones
     mask: np.ndarray | None
     workspace: Workspace | None
 
@@ -482,40 +547,46 @@ def gru_forward_fast(x, h0, kernel, recurrent_kernel, bias, reset_after=True, ma
     dtype = np.result_type(x, h0, kernel)
     half = np.ones(3 * H, dtype=dtype)
     half[:2 * H] = 0.5                                      # z and r: sigmoid as 0.5 tanh(a/2) + 0.5
-    x_tm = _time_major(x, workspace, "gru/x_tm")
+    # Both bias rows ride in products, as in the LSTM: the input bias with a column of ones
+    # appended to x, the recurrent bias with a row of ones appended to the states (the
+    # recurrent bias of the candidate must stay on the recurrent side: the reset gate scales it).
+    x_ones = _buffer(workspace, "gru/x_ones", (T, N, D + 1), dtype)
+    np.copyto(x_ones[:, :, :D], x.transpose(1, 0, 2))
+    x_ones[:, :, D] = 1.0
+    weights_t = np.empty((3 * H, D + 1), dtype=dtype)
+    np.multiply(kernel.T, half[:, None], out=weights_t[:, :D])
+    np.multiply(bias[0], half, out=weights_t[:, D])
+    recurrent_t = np.empty((3 * H, H + 1), dtype=dtype)
+    np.multiply(recurrent_kernel.T, half[:, None], out=recurrent_t[:, :H])
+    np.multiply(bias[1], half, out=recurrent_t[:, H])
     gates = _buffer(workspace, "gru/gates", (T, 3 * H, N), dtype)
-    np.matmul(np.ascontiguousarray((kernel * half).T), _feature_major(x, workspace, "gru/x_fm"), out=gates)
-    input_bias = (bias[0] * half).astype(dtype)
-    input_bias[:2 * H] += bias[1, :2 * H] * 0.5             # z and r see both bias rows
-    input_bias = input_bias[:, None]                        # added inside the loop, block by block
-    recurrent_t = np.ascontiguousarray((recurrent_kernel * half).T, dtype=dtype)  # (3H, H)
-    recurrent_bias_h = bias[1, 2 * H:, None]
-    recurrent_h = _buffer(workspace, "gru/recurrent_h", (T, H, N), dtype)
-    states = _buffer(workspace, "gru/states", (T + 1, H, N), dtype)
-    states[0] = h0.T
-    recurrent = np.empty((3 * H, N), dtype=dtype)
+    np.matmul(weights_t, x_ones.transpose(0, 2, 1), out=gates)
+    recurrent = _buffer(workspace, "gru/recurrent", (T, 3 * H, N), dtype)
+    states = _buffer(workspace, "gru/states", (H + 1, T + 1, N), dtype)
+    states[:H, 0] = h0.T
+    states[H] = 1.0
+    scaled = np.empty((H, N), dtype=dtype)
     for t in range(T):
-        a = gates[t]
-        a += input_bias
-        np.matmul(recurrent_t, states[t], out=recurrent)
+        a, rec = gates[t], recurrent[t]
+        np.matmul(recurrent_t, states[:, t], out=rec)
         zr = a[:2 * H]
-        zr += recurrent[:2 * H]
+        zr += rec[:2 * H]
         np.tanh(zr, out=zr)
         zr *= 0.5
         zr += 0.5
         z, r, candidate = a[:H], a[H:2 * H], a[2 * H:]
-        np.add(recurrent[2 * H:], recurrent_bias_h, out=recurrent_h[t])
-        np.multiply(r, recurrent_h[t], out=recurrent[:H])   # reuse the buffer for r * recurrent_h
-        candidate += recurrent[:H]
+        np.multiply(r, rec[2 * H:], out=scaled)
+        candidate += scaled
         np.tanh(candidate, out=candidate)
-        h_t = states[t + 1]                                 # h = candidate + z (h_prev - candidate)
-        np.subtract(states[t], candidate, out=h_t)
-        h_t *= z
-        h_t += candidate
+        # h = candidate + z (h_prev - candidate), formed in `scaled`, written once into the states
+        np.subtract(states[:H, t], candidate, out=scaled)
+        scaled *= z
+        h_t = states[:H, t + 1]
+        np.add(scaled, candidate, out=h_t)
         if mask is not None:
-            np.copyto(h_t, states[t], where=~mask[:, t])
-    cache = GRUCache(x_tm, kernel, recurrent_kernel, gates, recurrent_h, states, mask, workspace)
-    return _read_only_view(states[1:], (2, 0, 1)), cache
+            np.copyto(h_t, states[:H, t], where=~mask[:, t])
+    cache = GRUCache(x_ones, kernel, recurrent_kernel, gates, recurrent, states, mask, workspace)
+    return _read_only_view(states[:H, 1:], (2, 1, 0)), cache
 
 
 def gru_backward_fast(dh, cache, input_gradient=True):
@@ -523,61 +594,59 @@ def gru_backward_fast(dh, cache, input_gradient=True):
 
     With input_gradient=False, dx is not computed (None).
     """
-    x_tm, kernel, recurrent_kernel, gates, recurrent_h, states, mask, workspace = _check_cache(
+    x_ones, kernel, recurrent_kernel, gates, recurrent, states, mask, workspace = _check_cache(
         cache, GRUCache, "gru_forward_fast")
-    T, N, D, H, dtype, dh_fm = _gated_backward_start(dh, x_tm, states, workspace, "gru/dh")
+    T, N, D, H, dtype, dh_fm = _gated_backward_start(dh, x_ones, recurrent_kernel, workspace, "gru/dh")
     z, r, candidate = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
-    # Per step, from the gradient dh_t arriving at h_t to the pre-activation gradients of the
-    # input side, [z | r | h], every block contiguous:
+    # Per step, from the gradient dh_t arriving at h_t to the pre-activation gradients:
     #   da_z = dh_t (h_{t-1} - candidate) z (1 - z)
-    #   da_h = dh_t (1 - z) (1 - candidate^2)
+    #   da_h = dh_t (1 - z) (1 - candidate^2)              the input side of the candidate
     #   da_r = da_h * recurrent_h r (1 - r)
-    # The recurrent side sees the same z and r columns, and r * da_h in the h columns. Both are
-    # copied into (3H, T, N) arrays whose columns are (step, example) pairs.
-    dax_columns = _buffer(workspace, "gru/dax", (3 * H, T, N), dtype)
-    dah_columns = _buffer(workspace, "gru/dah", (3 * H, T, N), dtype)
-    dax_t = np.empty((3 * H, N), dtype=dtype)
-    dah_t = np.empty((3 * H, N), dtype=dtype)
-    dbias = np.zeros((2, 3 * H), dtype=dtype)
+    #   da_hrec = da_h * r                                 the recurrent side of the candidate
+    # They are written into da_columns, rows [h | z | r | hrec], columns (step, example) pairs,
+    # so that both sides' gradients are contiguous row ranges: the input side is rows [h | z | r],
+    # the recurrent side rows [z | r | hrec], which is Keras's column order [z | r | h].
+    da_columns = _buffer(workspace, "gru/da", (4 * H, T, N), dtype)
+    sig_slope = np.empty((2 * H, N), dtype=dtype)
+    scratch = np.empty((H, N), dtype=dtype)
     dh_next = np.zeros((H, N), dtype=dtype)
     dh_t = np.empty((H, N), dtype=dtype)
     for t in range(T - 1, -1, -1):
         np.add(dh_fm[t], dh_next, out=dh_t)
-        da_z, da_r, da_h = dax_t[:H], dax_t[H:2 * H], dax_t[2 * H:]
-        np.subtract(1.0, gates[t, :2 * H], out=dax_t[:2 * H])
-        dax_t[:2 * H] *= gates[t, :2 * H]                   # s (1 - s) for z and r
-        np.subtract(states[t], candidate[t], out=dah_t[:H])  # dah_t as scratch: h_{t-1} - candidate
-        da_z *= dah_t[:H]
-        np.multiply(candidate[t], candidate[t], out=da_h)
-        np.subtract(1.0, da_h, out=da_h)
-        np.subtract(1.0, z[t], out=dah_t[:H])
-        da_h *= dah_t[:H]
-        da_h *= dh_t
-        da_z *= dh_t
-        da_r *= recurrent_h[t]
-        da_r *= da_h
+        da = da_columns[:, t]
+        da_h, da_z, da_r, da_hrec = da[:H], da[H:2 * H], da[2 * H:3 * H], da[3 * H:]
+        np.subtract(1.0, gates[t, :2 * H], out=sig_slope)
+        sig_slope *= gates[t, :2 * H]                       # s (1 - s) for z and r
+        np.subtract(states[:H, t], candidate[t], out=scratch)
+        sig_slope[:H] *= scratch
+        np.multiply(sig_slope[:H], dh_t, out=da_z)
+        np.multiply(candidate[t], candidate[t], out=scratch)
+        np.subtract(1.0, scratch, out=scratch)
+        np.subtract(1.0, z[t], out=dh_next)                 # dh_next as scratch: 1 - z
+        scratch *= dh_next
+        np.multiply(scratch, dh_t, out=da_h)
+        np.multiply(da_h, r[t], out=da_hrec)
+        sig_slope[H:] *= recurrent[t, 2 * H:]
+        np.multiply(sig_slope[H:], da_h, out=da_r)
         if mask is not None:
             padded = ~mask[:, t]
-            np.copyto(dax_t, 0.0, where=padded)
-        dah_t[:2 * H] = dax_t[:2 * H]
-        np.multiply(da_h, r[t], out=dah_t[2 * H:])
-        np.matmul(recurrent_kernel, dah_t, out=dh_next)
+            np.copyto(da, 0.0, where=padded)
+        np.matmul(recurrent_kernel, da[H:], out=dh_next)
         if mask is None:
             dh_t *= z[t]
         else:
             np.multiply(dh_t, z[t], out=dh_t, where=~padded)  # at a padded step the whole dh_t goes back
             np.copyto(dh_next, 0.0, where=padded)
         dh_next += dh_t
-        dax_columns[:, t] = dax_t
-        dah_columns[:, t] = dah_t
-        dbias[0] += dax_t.sum(axis=1)
-        dbias[1] += dah_t.sum(axis=1)
-    dax_columns = dax_columns.reshape(3 * H, T * N)
-    dah_columns = dah_columns.reshape(3 * H, T * N)
-    h_rows = _copy_transposed(workspace, "gru/h_rows", states[:-1], (0, 2, 1)).reshape(T * N, H)
-    dkernel = np.matmul(dax_columns, x_tm.reshape(T * N, D)).T
-    drecurrent_kernel = np.matmul(dah_columns, h_rows).T
+    # The sums over steps, one matrix product each, reading the arrays as they lie; the last row
+    # of each is a bias gradient (x_ones has a column of ones, states a row of ones).
+    da_columns = da_columns.reshape(4 * H, T * N)
+    input_side = np.matmul(x_ones.reshape(T * N, D + 1).T, da_columns[:3 * H].T)   # (D + 1, 3H): [h | z | r]
+    input_side = np.concatenate([input_side[:, H:], input_side[:, :H]], axis=1)  # Keras order [z | r | h]
+    recurrent_side = np.matmul(states[:, :T].reshape(H + 1, T * N), da_columns[H:].T)  # (H + 1, 3H)
+    dbias = np.stack([input_side[D], recurrent_side[H]])
     dx = None
     if input_gradient:
-        dx = np.ascontiguousarray(np.matmul(kernel, dax_columns).reshape(D, T, N).transpose(2, 1, 0))
-    return dx, np.ascontiguousarray(dh_next.T), dkernel, drecurrent_kernel, dbias
+        kernel_hzr = np.concatenate([kernel[:, 2 * H:], kernel[:, :2 * H]], axis=1)
+        dx = np.ascontiguousarray(np.matmul(kernel_hzr, da_columns[:3 * H]).reshape(D, T, N).transpose(2, 1, 0))
+    return dx, np.ascontiguousarray(dh_next.T), input_side[:D], recurrent_side[:H], dbias

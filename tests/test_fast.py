@@ -192,6 +192,71 @@ def test_charrnn_fast_equals_clear():
         CharRNN(9, 6, fast="yes")
 
 
+def test_charrnn_fast_step_repeats_exactly_and_hands_back_its_own_state():
+    """The fast model's buffers are reused by the next call: what it returned before must not change."""
+    from rnncourse.charmodel import CharRNN
+
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, 9, (4, 11))
+    quick = CharRNN(9, 6, seed=1, fast=True)
+    first = quick.loss_and_grads(ids[:, :-1], ids[:, 1:])
+    kept = first[0], {k: v.copy() for k, v in first[1].items()}, first[2].copy()
+    quick.loss_and_grads(ids[:, 1:], ids[:, :-1], first[2])   # other data, same buffers
+    again = quick.loss_and_grads(ids[:, :-1], ids[:, 1:])
+    assert again[0] == kept[0]
+    np.testing.assert_array_equal(first[2], kept[2])
+    for name in kept[1]:
+        np.testing.assert_array_equal(first[1][name], kept[1][name])
+        np.testing.assert_array_equal(again[1][name], kept[1][name])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_softmax_cross_entropy_in_place_equals_the_clear_loss(dtype):
+    from rnncourse.losses import softmax_cross_entropy
+
+    rng = np.random.default_rng(4)
+    logits = (3 * rng.standard_normal((50, 7))).astype(dtype)
+    targets = rng.integers(0, 7, 50)
+    loss, dlogits = softmax_cross_entropy(logits, targets)
+    buffer = logits.copy()
+    assert abs(fast.softmax_cross_entropy_in_place(buffer, targets) - loss) < (1e-12 if dtype == np.float64 else 1e-5)
+    assert buffer.dtype == dtype
+    assert max_rel(buffer, dlogits) < (1e-12 if dtype == np.float64 else 1e-6)
+
+
+def test_softmax_cross_entropy_in_place_refuses_what_it_cannot_overwrite():
+    logits, targets = np.zeros((4, 3)), np.array([0, 1, 2, 0])
+    with pytest.raises(ValueError, match="C-contiguous"):
+        fast.softmax_cross_entropy_in_place(np.zeros((3, 4)).T, targets)
+    frozen = logits.copy()
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        fast.softmax_cross_entropy_in_place(frozen, targets)
+    with pytest.raises(TypeError, match="integer class ids"):
+        fast.softmax_cross_entropy_in_place(logits.copy(), targets.astype(float))
+    with pytest.raises(TypeError, match=r"\(4,\)"):
+        fast.softmax_cross_entropy_in_place(logits.copy(), targets[:3])
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        fast.softmax_cross_entropy_in_place(logits.copy(), targets + 1)
+    bad = logits.copy()
+    bad[1, 1] = np.inf
+    with pytest.raises(ValueError, match="logits"):
+        fast.softmax_cross_entropy_in_place(bad, targets)
+
+
+def test_rnn_backward_takes_a_time_major_gradient():
+    rng = np.random.default_rng(5)
+    args = make("rnn", rng, 3, 5, 4, 6)
+    dh = rng.standard_normal((3, 5, 6))
+    cache = fast.rnn_forward_fast(**args)[1]
+    batch_major = fast.rnn_backward_fast(dh, cache)
+    time_major = fast.rnn_backward_time_major_fast(np.ascontiguousarray(dh.swapaxes(0, 1)), cache)
+    for a, b in zip(batch_major, time_major):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="dh_tm"):
+        fast.rnn_backward_time_major_fast(dh, cache)
+
+
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_a_workspace_changes_nothing_but_where_arrays_live(kind):
     rng = np.random.default_rng(12)
