@@ -240,9 +240,10 @@ def rnn_forward_ids_fast(ids, h0, kernel, recurrent_kernel, bias, activation="ta
     ids_tm = _time_major(ids)
     states = _buffer(workspace, "rnn/states", (T + 1, N, sizes["H"]), dtype)
     states[0] = h0
-    # x_t @ kernel for a one-hot x_t; ids are checked above, and mode="raise" would copy `out`.
-    np.take(kernel, ids_tm, axis=0, out=states[1:], mode="wrap")
-    states[1:] += bias
+    # x_t @ kernel + bias for a one-hot x_t is one row of kernel + bias: add the bias to the
+    # V rows once instead of to all N*T looked-up rows (the same sums, so the same bits).
+    # The ids are checked above, and mode="raise" would copy `out`.
+    np.take(kernel + bias, ids_tm, axis=0, out=states[1:], mode="wrap")
     _rnn_recurrence(states, recurrent_kernel, act, mask)
     cache = RNNCache(ids_tm, kernel, recurrent_kernel, states, act, mask, workspace)
     return _read_only_view(states[1:], (1, 0, 2)), cache
