@@ -573,6 +573,110 @@ def bench_hot_spots() -> dict:
     return results
 
 
+# ------------------------------------------------- the first fast path against the current one
+# The commit whose fast path the first full benchmark run measured. Its modules are read from
+# git and imported beside the current ones, so that the second round of changes is timed
+# against the first in the same run, not against numbers from another day.
+FIRST_FAST_PATH = "4586d13"
+
+
+def module_at_commit(module: str, commit: str):
+    """rnncourse.<module> as it was at `commit`, imported under another name beside the current
+    one (its relative imports load the current package's other modules); None without git."""
+    import importlib.util
+    import tempfile
+
+    try:
+        source = subprocess.run(["git", "show", f"{commit}:rnncourse/{module}.py"], cwd=ROOT,
+                                capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    path = Path(tempfile.mkdtemp()) / f"{module}.py"
+    path.write_text(source)
+    name = f"rnncourse._{module}_at_{commit}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[name] = loaded
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+def minor_page_faults(fn, calls: int = 10) -> float | None:
+    """Minor page faults per call of fn (after one warm-up call): each is the operating system
+    handing the process a fresh 4 KiB page that it has just touched for the first time."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    fn()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(calls):
+        fn()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
+
+
+def bench_since_first_fast_path(quick: bool = False) -> dict:
+    """The LSTM and GRU training steps (batch 64, hidden 256, length 50, float32, each with a
+    Workspace), with two BLAS threads and with one, and chapter 3's character-model step
+    (32 x 64, hidden 128, float64, one thread), as the fast path of FIRST_FAST_PATH ran them and
+    as they run now, timed round-robin in one run; the LSTM and GRU also against their per-step
+    floor, and each with the page faults it causes per call."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from rnncourse import fast
+    from rnncourse.charmodel import CharRNN
+
+    old_fast, old_char = module_at_commit("fast", FIRST_FAST_PATH), module_at_commit("charmodel", FIRST_FAST_PATH)
+    if old_fast is None or old_char is None:
+        return {"commit": FIRST_FAST_PATH, "rows": [], "note": "git history not available"}
+    N, T, H = (8, 5, 16) if quick else (64, 50, 256)
+    rows = []
+    for threads in (2, 1):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            for kind in ("lstm", "gru"):
+                problem = numpy_problem(kind, N, T, H)
+                x, h0, p, dh = problem["x"], problem["h0"], problem["params"], problem["dh"]
+
+                def step(module, ws):
+                    if kind == "lstm":
+                        return lambda: module.lstm_backward_fast(
+                            dh, module.lstm_forward_fast(x, h0, h0, **p, workspace=ws)[2], input_gradient=False)
+                    return lambda: module.gru_backward_fast(
+                        dh, module.gru_forward_fast(x, h0, **p, workspace=ws)[1], input_gradient=False)
+
+                fns = {"before": step(old_fast, old_fast.Workspace()), "after": step(fast, fast.Workspace())}
+                floor = floors(kind, N, T, H)
+                fns.update(per_step_rows=floor["per_step_rows"], per_step_columns=floor["per_step_columns"])
+                t = {k: v["median_s"] for k, v in timed_round_robin(fns, min_seconds=0.05 if quick else 3.0).items()}
+                per_step = min(t["per_step_rows"], t["per_step_columns"])
+                rows.append({"step": f"{kind.upper()} {N} x {T}, hidden {H}, float32", "threads": threads,
+                             "before_s": t["before"], "after_s": t["after"], "per_step_floor_s": per_step,
+                             "efficiency_before": per_step / t["before"], "efficiency_after": per_step / t["after"],
+                             "faults_before": minor_page_faults(fns["before"]),
+                             "faults_after": minor_page_faults(fns["after"])})
+            if threads != 1:
+                continue  # the character model trains with one BLAS thread (see bench_batching)
+            rng = np.random.default_rng(0)
+            V, CN, CT, CH = 65, 32, 64, 128
+            ids = rng.integers(0, V, (CN, CT + 1))
+            before_model, after_model = old_char.CharRNN(V, CH, seed=0, fast=True), CharRNN(V, CH, seed=0, fast=True)
+            fns = {"before": lambda: before_model.loss_and_grads(ids[:, :-1], ids[:, 1:]),
+                   "after": lambda: after_model.loss_and_grads(ids[:, :-1], ids[:, 1:])}
+            t = {k: v["median_s"] for k, v in timed_round_robin(fns, min_seconds=0.05 if quick else 3.0).items()}
+            rows.append({"step": f"character model {CN} x {CT}, hidden {CH}, float64", "threads": threads,
+                         "before_s": t["before"], "after_s": t["after"],
+                         "faults_before": minor_page_faults(fns["before"]),
+                         "faults_after": minor_page_faults(fns["after"])})
+    for row in rows:
+        row["speedup"] = row["before_s"] / row["after_s"]
+        print(f"  since {FIRST_FAST_PATH}: {row['step']}, {row['threads']} thread(s): {row['before_s'] * 1e3:.2f} -> "
+              f"{row['after_s'] * 1e3:.2f} ms" + (f", efficiency {row['efficiency_before']:.2f} -> "
+                                                  f"{row['efficiency_after']:.2f}" if "efficiency_after" in row else "")
+              + f", page faults per call {row['faults_before']} -> {row['faults_after']}", flush=True)
+    return {"commit": FIRST_FAST_PATH, "rows": rows}
+
+
 # ---------------------------------------------------------------- the BLAS kernel OpenBLAS picks
 GEMM_SNIPPET = """
 import json, time, numpy as np
@@ -745,9 +849,10 @@ def main(argv=None) -> int:
     if "batching" in parts:  # the parts timed with one BLAS thread
         result["batching"] = bench_batching(3.0 if args.quick else 45.0)
         result["hot_spots"] = bench_hot_spots()
+        result["since_first_fast_path"] = bench_since_first_fast_path(args.quick)
         result["blas_kernels"] = bench_blas_kernels(1)
     else:
-        for key in ("batching", "hot_spots", "blas_kernels"):
+        for key in ("batching", "hot_spots", "since_first_fast_path", "blas_kernels"):
             result[key] = previous.get(key)
     result["course"] = bench_course(args.course_from_junit) if "course" in parts else previous.get("course")
     if "layers" not in parts and previous.get("machine"):

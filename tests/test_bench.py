@@ -42,6 +42,16 @@ def test_committed_results_name_the_machine_and_hold_every_part():
     assert results["batching"]["comparisons"]
 
 
+def test_the_first_fast_path_is_timed_beside_the_current_one():
+    result = bench.bench_since_first_fast_path(quick=True)
+    if not result["rows"]:
+        pytest.skip("no git history here: " + result["note"])
+    assert [(r["step"].split()[0], r["threads"]) for r in result["rows"]] == [
+        ("LSTM", 2), ("GRU", 2), ("LSTM", 1), ("GRU", 1), ("character", 1)]
+    for row in result["rows"]:
+        assert row["speedup"] == pytest.approx(row["before_s"] / row["after_s"])
+
+
 def test_min_char_style_loop_is_the_same_model_as_charrnn():
     import numpy as np
 
