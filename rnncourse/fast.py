@@ -416,7 +416,8 @@ def lstm_forward_fast(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, work
     # product per step, each reading that step's rows of x_ones as columns (no copy).
     gates = _buffer(workspace, "lstm/gates", (T, 4 * H, N), dtype)
     np.matmul(weights_t, x_ones.transpose(0, 2, 1), out=gates)
-    recurrent_t = np.ascontiguousarray((recurrent_int * half).T, dtype=dtype)    # (4H, H)
+    recurrent_t = np.empty((4 * H, H), dtype=dtype)
+    np.multiply(recurrent_int.T, half[:, None], out=recurrent_t)
     # The states are stored feature-first, (H, T + 1, N): step t is the block states[:, t], and
     # all steps together are one (H, (T + 1) N) matrix, which the backward pass's product
     # for drecurrent_kernel reads as it is.
