@@ -340,9 +340,10 @@ def softmax_cross_entropy_in_place(logits: np.ndarray, targets: np.ndarray) -> f
     """`rnncourse.losses.softmax_cross_entropy` (no mask) for 2-D logits, computed in place.
 
     logits (M, V) floats, overwritten with dlogits, the gradient of the mean loss; targets (M,)
-    integer class ids. Returns the loss. The clear version builds five arrays of the logits'
-    size (shifted, exp, log-probabilities, probabilities, the gradient); here the logits'
-    buffer is shifted, exponentiated and scaled where it lies, and only per-row vectors are new.
+    integer class ids. Returns the loss. The clear version builds four arrays of the logits'
+    size (the shifted logits, their exponentials, the log-probabilities, the gradient); here
+    the logits' buffer is shifted, exponentiated and scaled where it lies, and only per-row
+    vectors are new.
     """
     check("logits", logits, ("M", "V"), {})
     if not logits.flags.c_contiguous or not logits.flags.writeable:
