@@ -111,7 +111,14 @@ def _batch_major(a: np.ndarray) -> np.ndarray:
 
 def _feature_major(a: np.ndarray, workspace=None, name: str = "x_fm", dtype=None) -> np.ndarray:
     """(N, T, F) -> a contiguous (T, F, N) copy: each step's features are rows, its examples columns."""
-    return _copy_transposed(workspace, name, a, (1, 2, 0), dtype)
+    if not a.flags.c_contiguous:
+        return _copy_transposed(workspace, name, a, (1, 2, 0), dtype)
+    # For a contiguous input the same copy is one 2-D transpose, (N, T*F) -> (T*F, N), which
+    # NumPy does about a third faster than the 3-D one.
+    N, T, F = a.shape
+    out = _buffer(workspace, name, (T, F, N), dtype or a.dtype)
+    np.copyto(out.reshape(T * F, N), a.reshape(N, T * F).T)
+    return out
 
 
 def _read_only_view(a: np.ndarray, axes: tuple) -> np.ndarray:

@@ -121,6 +121,17 @@ def test_input_gradient_can_be_skipped(kind):
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_a_non_contiguous_gradient_gives_the_same_result(kind):
+    rng = np.random.default_rng(7)
+    args = make(kind, rng, 3, 5, 4, 6)
+    dh = rng.standard_normal((5, 3, 6)).swapaxes(0, 1)          # (N, T, H), not C-contiguous
+    forward, backward = FAST[kind]
+    cache = forward(**args)[-1]
+    for a, b in zip(backward(dh, cache), backward(np.ascontiguousarray(dh), cache)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_outputs_are_read_only_views_of_the_cache(kind):
     rng = np.random.default_rng(6)
     args = make(kind, rng, 2, 3, 2, 3)
