@@ -172,6 +172,35 @@ def test_masked_classifier_ignores_padding():
         predict_proba(model, rows[0])
 
 
+def test_predict_proba_compiled_matches_eager_call():
+    import keras
+
+    from rnncourse.keras_models.sentiment import _forward, build_classifier, predict_proba
+
+    keras.utils.set_random_seed(0)
+    X = np.array([[5, 3, 9, 2, 0, 0], [7, 7, 1, 4, 8, 6], [2, 0, 0, 0, 0, 0]], dtype=np.int32)
+    model = build_classifier("bilstm", vocab_size=10, embed_dim=4, units=3, pooling="mean_max")
+    eager = keras.ops.convert_to_numpy(model(X, training=False))[:, 0]
+    assert np.allclose(predict_proba(model, X), eager, atol=1e-6)
+    assert np.allclose(predict_proba(model, X, batch_size=2, by_length=True), eager, atol=1e-6)
+    assert _forward(model, X.dtype).experimental_get_tracing_count() == 1  # every width, one graph
+    twin = build_classifier("bilstm", vocab_size=10, embed_dim=4, units=3, pooling="mean_max")
+    model.set_weights(twin.get_weights())  # the compiled pass reads the current weights
+    assert np.allclose(predict_proba(model, X), keras.ops.convert_to_numpy(twin(X))[:, 0], atol=1e-6)
+    assert np.allclose(predict_proba(model, X.astype(np.int64)), predict_proba(twin, X), atol=1e-6)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="batch_size"):
+            predict_proba(model, X, batch_size=bad)
+    import gc
+    import weakref
+
+    gone = weakref.ref(twin)
+    predict_proba(twin, X)
+    del twin
+    gc.collect()
+    assert gone() is None  # the cache of compiled passes does not keep a model alive
+
+
 def test_masked_mean_max_pooling():
     import keras
 
