@@ -615,6 +615,47 @@ def minor_page_faults(fn, calls: int = 10) -> float | None:
     return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
 
 
+FRESH_PROCESS_STEP = """
+import json, sys, time
+sys.path[:0] = [sys.argv[2], sys.argv[3]]
+import numpy as np
+from threadpoolctl import threadpool_limits
+import bench
+if sys.argv[1] == "before":
+    CharRNN = bench.module_at_commit("charmodel", bench.FIRST_FAST_PATH).CharRNN
+else:
+    from rnncourse.charmodel import CharRNN
+ids = np.random.default_rng(0).integers(0, 65, (32, 65))
+model = CharRNN(65, 128, seed=0, fast=True)
+step = lambda: model.loss_and_grads(ids[:, :-1], ids[:, 1:])
+with threadpool_limits(limits=1, user_api="blas"):
+    faults = bench.minor_page_faults(step, calls=20)
+    times = []
+    for _ in range(int(sys.argv[4])):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+print(json.dumps({"faults": faults, "median_s": sorted(times)[len(times) // 2]}))
+"""
+
+
+def character_step_in_fresh_processes(rounds: int = 3, steps: int = 60) -> dict:
+    """Chapter 3's character-model step, before and after, each in a fresh Python process,
+    alternating `rounds` times: whether a fresh array costs page faults depends on what the
+    process allocated and freed before (glibc serves large arrays straight from the operating
+    system until a large free raises its threshold), so a process that has run nothing else
+    shows what a short training script meets."""
+    results = {"before": [], "after": []}
+    for _ in range(rounds):
+        for which in results:
+            run = subprocess.run([sys.executable, "-c", FRESH_PROCESS_STEP, which, str(ROOT), str(ROOT / "scripts"),
+                                  str(steps)], capture_output=True, text=True, check=True)
+            results[which].append(json.loads(run.stdout.strip().splitlines()[-1]))
+    return {which: {"median_s": statistics.median(r["median_s"] for r in runs),
+                    "faults": statistics.median(r["faults"] for r in runs)}
+            for which, runs in results.items()}
+
+
 def bench_since_first_fast_path(quick: bool = False) -> dict:
     """The LSTM and GRU training steps (batch 64, hidden 256, length 50, float32, each with a
     Workspace), with two BLAS threads and with one, and chapter 3's character-model step
@@ -668,6 +709,10 @@ def bench_since_first_fast_path(quick: bool = False) -> dict:
                          "before_s": t["before"], "after_s": t["after"],
                          "faults_before": minor_page_faults(fns["before"]),
                          "faults_after": minor_page_faults(fns["after"])})
+    fresh = character_step_in_fresh_processes(rounds=1 if quick else 3, steps=5 if quick else 60)
+    rows.append({"step": "character model, each version in a fresh process", "threads": 1,
+                 "before_s": fresh["before"]["median_s"], "after_s": fresh["after"]["median_s"],
+                 "faults_before": fresh["before"]["faults"], "faults_after": fresh["after"]["faults"]})
     for row in rows:
         row["speedup"] = row["before_s"] / row["after_s"]
         print(f"  since {FIRST_FAST_PATH}: {row['step']}, {row['threads']} thread(s): {row['before_s'] * 1e3:.2f} -> "
