@@ -435,6 +435,39 @@ def _train_for(seconds: float, model, s: dict, train_ids, val_ids, check_at_char
             **{k: v for k, v in s.items() if k != "optimizer"}}
 
 
+def throughput_round_robin(setups: dict, vocab_size: int, hidden: int, train_ids, seconds: float) -> dict:
+    """Characters per second of each setup's training step (loss and gradients, clipping, the
+    optimizer's update), the setups timed in turn, one step of each, for `seconds` in all: a
+    slow spell of a shared machine then hits every setup alike, which the 45-second training
+    runs, one after another, cannot promise. Fresh models; the speed does not depend on the
+    weights."""
+    import numpy as np
+
+    from rnncourse.charmodel import CharRNN, SplitBatch
+    from rnncourse.data import stream_batches
+    from rnncourse.optim import Adam, clip_by_global_norm
+
+    def one_step_of(s):
+        model = CharRNN(vocab_size, hidden, seed=0, fast=s["fast"], dtype=np.dtype(s.get("dtype", "float64")))
+        model = SplitBatch(model, s["threads"]) if s.get("threads", 1) > 1 else model
+        model = MinCharStyleModel(model) if s.get("per_character") else model
+        optimizer, state = Adam(learning_rate=3e-3), {"batches": iter(())}
+
+        def step():
+            batch = next(state["batches"], None)
+            if batch is None:
+                state["batches"] = stream_batches(train_ids, s["batch"], s["seq"])
+                batch, state["h"] = next(state["batches"]), model.initial_state(s["batch"])
+            _, grads, state["h"] = model.loss_and_grads(*batch, state["h"])
+            optimizer.step(model.params, clip_by_global_norm(grads, 5.0)[0])
+        return step
+
+    steps = {name: one_step_of(s) for name, s in setups.items()}
+    timed = timed_round_robin(steps, min_repeats=5, min_seconds=seconds, max_repeats=1_000_000)
+    return {name: {"chars_per_second": setups[name]["batch"] * setups[name]["seq"] / t["median_s"],
+                   "steps_timed": t["repeats"]} for name, t in timed.items()}
+
+
 def bench_batching(seconds: float, hidden: int = 128) -> dict:
     """Characters per second, and the held-out loss reached, of the batched character model
     (32 or 128 streams of 64 characters, fast path, float64 and float32) against a loop in the style of
@@ -445,7 +478,10 @@ def bench_batching(seconds: float, hidden: int = 128) -> dict:
     and after the same time. All use Adam with learning rate 3e-3 and gradients clipped to a
     global norm of 5, so that only the batching differs (min-char-rnn's own Adagrad with
     learning rate 0.1 diverges within ten updates from Keras's initial weights, which are
-    larger than min-char-rnn's). BLAS runs on one thread here: the character model's products
+    larger than min-char-rnn's). The characters per second that the comparison uses are
+    measured separately, with the setups' training steps timed in turn
+    (`throughput_round_robin`), so that a drift in the machine's speed between the training
+    runs does not enter the ratio. BLAS runs on one thread here: the character model's products
     are small (a 32 x 128 by 128 x 128 product per step), and sharing them between threads
     costs more than it saves."""
     import numpy as np
@@ -484,6 +520,10 @@ def bench_batching(seconds: float, hidden: int = 128) -> dict:
         print(f"  batching: {name}: {results[name]['chars_per_second']:,.0f} chars/s, held-out loss "
               f"{results[name]['curve'][-1]['val_loss']:.3f} after {results[name]['curve'][-1]['chars']:,} chars",
               flush=True)
+    with threadpool_limits(limits=1, user_api="blas"):
+        rates = throughput_round_robin(setups, vocab.size, hidden, train_ids, seconds / 2)
+    for name, rate in rates.items():
+        print(f"  batching, steps timed in turn: {name}: {rate['chars_per_second']:,.0f} chars/s", flush=True)
     one_name = next(iter(results))
     one = results[one_name]
     comparisons = {}
@@ -492,12 +532,13 @@ def bench_batching(seconds: float, hidden: int = 128) -> dict:
         # one-sequence loop processed in all (_train_for scores it there).
         same = next(c for c in batched["curve"] if c["chars"] >= one["curve"][-1]["chars"])
         comparisons[name] = {
-            "speedup_chars_per_second": batched["chars_per_second"] / one["chars_per_second"],
+            "speedup_chars_per_second": rates[name]["chars_per_second"] / rates[one_name]["chars_per_second"],
+            "speedup_in_the_training_runs": batched["chars_per_second"] / one["chars_per_second"],
             "same_chars": {"chars": one["curve"][-1]["chars"], "batched_chars": same["chars"],
                            "one_sequence": one["curve"][-1]["val_loss"], "batched": same["val_loss"]},
             "same_time": {"seconds": seconds, "one_sequence": one["curve"][-1]["val_loss"],
                           "batched": batched["curve"][-1]["val_loss"]}}
-    return {"setups": results, "baseline": one_name, "comparisons": comparisons, "hidden": hidden,
+    return {"setups": results, "baseline": one_name, "comparisons": comparisons, "round_robin": rates, "hidden": hidden,
             "seconds_each": seconds, "val_chars": int(val_ids.size)}
 
 
