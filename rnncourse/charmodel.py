@@ -3,10 +3,10 @@
 Built only from the package's forward/backward pairs; its parameters are a flat dict whose
 names say which Keras weight each one is (`rnn/kernel` is SimpleRNN's kernel, and so on).
 
-With fast=True the recurrent layer runs through `rnncourse.fast` instead of `rnncourse.rnn`:
-the same equations, with the one-hot input product done as a row lookup and the weight
-gradients hoisted out of the loop over time (equal to round-off; the Benchmarks appendix
-measures what it saves).
+With fast=True the model trains through `rnncourse.fast` instead of `rnncourse.rnn`: the same
+equations, with the one-hot input product done as a row lookup, the weight gradients hoisted
+out of the loop over time, and the softmax readout computed in place in reused buffers (equal
+to round-off; the Benchmarks appendix measures what it saves).
 """
 
 from __future__ import annotations
@@ -104,9 +104,11 @@ class CharRNN:
         keeps them, so the readout's rows are (step, example) pairs and its gradient arrives
         in the layout the RNN's backward pass reads: no transposing copies. Softmax and
         cross-entropy are computed in place, in the logits' buffer, which becomes dlogits.
-        And every large array is a buffer of the model's workspace, reused by the next call:
-        a fresh array of a megabyte or two costs hundreds of page faults each time it is
-        first written, which on a virtual machine took a third of the step (Benchmarks appendix).
+        And every large array is a buffer of the model's workspace, reused by the next call.
+        A fresh array of a megabyte or two can cost hundreds of page faults when it is first
+        written (whether it does depends on what the process allocated and freed before): in a
+        fresh process on the benchmark machine, the version that allocated them took about 1.5
+        times as long per step (Benchmarks appendix).
         """
         self._check_ids(inputs, targets)
         p, ws = self.params, self._workspace

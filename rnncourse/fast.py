@@ -285,16 +285,10 @@ def rnn_backward_fast(dh, cache, input_gradient=True):
     return _rnn_backward(_time_major(dh, workspace, "rnn/dh"), cache, input_gradient)
 
 
-def rnn_backward_time_major_fast(dh_tm, cache, input_gradient=True):
-    """`rnn_backward_fast` for a time-major gradient, dh_tm (T, N, H): a caller that already holds
-    its gradient in the fast path's own layout saves the transposing copy."""
-    inputs, _, _, states, _, _, _ = _check_cache(cache, RNNCache, "rnn_forward_fast")
-    T, N = inputs.shape[:2]
-    check_gradient("dh_tm", dh_tm, (T, N, states.shape[2]))
-    return _rnn_backward(dh_tm, cache, input_gradient)
-
-
 def _rnn_backward(dh_tm, cache, input_gradient):
+    """rnn_backward_fast without the checks, for a gradient already time-major, dh_tm (T, N, H),
+    which it only reads: `rnn_backward_fast` calls it after checking and transposing dh, and
+    `CharRNN`'s fast step with the gradient its readout wrote in that layout."""
     inputs, kernel, recurrent_kernel, states, act, mask, workspace = cache
     T, N = inputs.shape[:2]
     D, H = kernel.shape[0], states.shape[2]

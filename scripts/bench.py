@@ -401,29 +401,58 @@ class MinCharStyleModel:
         return self.model.forward(inputs, targets, h0)
 
 
+def _setup_model(s: dict, vocab_size: int, hidden: int):
+    """The model a batching setup trains: chapter 3's CharRNN (seed 0), split over threads or
+    run through the per-character loop when the setup says so."""
+    import numpy as np
+
+    from rnncourse.charmodel import CharRNN, SplitBatch
+
+    model = CharRNN(vocab_size, hidden, seed=0, fast=s["fast"], dtype=np.dtype(s.get("dtype", "float64")))
+    if s.get("threads", 1) > 1:
+        model = SplitBatch(model, s["threads"])
+    return MinCharStyleModel(model) if s.get("per_character") else model
+
+
+class _TrainingSteps:
+    """A setup's training, one update at a time: `next_batch()` gives the next window of every
+    stream (from the top of the text, with a zero state, when a pass ends); `train(batch)`
+    computes the loss and gradients, clips them to a global norm of 5 and applies the update."""
+
+    def __init__(self, model, s: dict, train_ids, optimizer):
+        self.model, self.s, self.train_ids, self.optimizer = model, s, train_ids, optimizer
+        self.batches, self.h = iter(()), None
+
+    def next_batch(self):
+        from rnncourse.data import stream_batches
+
+        batch = next(self.batches, None)
+        if batch is None:
+            self.batches = stream_batches(self.train_ids, self.s["batch"], self.s["seq"])
+            batch, self.h = next(self.batches), self.model.initial_state(self.s["batch"])
+        return batch
+
+    def train(self, batch) -> None:
+        from rnncourse.optim import clip_by_global_norm
+
+        _, grads, self.h = self.model.loss_and_grads(*batch, self.h)
+        self.optimizer.step(self.model.params, clip_by_global_norm(grads, 5.0)[0])
+
+
 def _train_for(seconds: float, model, s: dict, train_ids, val_ids, check_at_chars: int | None = None) -> dict:
     """Train `model` for `seconds` of wall time (evaluations not counted); return its curve.
 
     The held-out loss is measured 12 times at even intervals of training time, and once more
     when the characters processed first reach `check_at_chars`."""
-    from rnncourse.data import stream_batches
-    from rnncourse.optim import clip_by_global_norm
     from rnncourse.train import evaluate
 
-    if s.get("per_character"):
-        model = MinCharStyleModel(model)
+    steps = _TrainingSteps(model, s, train_ids, s["optimizer"])
     curve = [{"chars": 0, "seconds": 0.0, "val_loss": evaluate(model, val_ids)}]
-    batches, h = None, None
     trained, chars, next_check, check_every = 0.0, 0, 0.0, seconds / 12
     while trained < seconds:
-        batch = next(batches, None) if batches is not None else None
-        if batch is None:  # start (again) at the top of the text, with a zero state
-            batches = stream_batches(train_ids, s["batch"], s["seq"])
-            batch, h = next(batches), model.initial_state(s["batch"])
+        batch = steps.next_batch()
         t0 = time.perf_counter()
-        loss, grads, h = model.loss_and_grads(*batch, h)
-        grads, _ = clip_by_global_norm(grads, 5.0)
-        s["optimizer"].step(model.params, grads)
+        steps.train(batch)
         trained += time.perf_counter() - t0
         chars += batch[0].size
         if trained >= next_check or (check_at_chars and chars >= check_at_chars > chars - batch[0].size):
@@ -441,26 +470,11 @@ def throughput_round_robin(setups: dict, vocab_size: int, hidden: int, train_ids
     slow spell of a shared machine then hits every setup alike, which the 45-second training
     runs, one after another, cannot promise. Fresh models; the speed does not depend on the
     weights."""
-    import numpy as np
-
-    from rnncourse.charmodel import CharRNN, SplitBatch
-    from rnncourse.data import stream_batches
-    from rnncourse.optim import Adam, clip_by_global_norm
+    from rnncourse.optim import Adam
 
     def one_step_of(s):
-        model = CharRNN(vocab_size, hidden, seed=0, fast=s["fast"], dtype=np.dtype(s.get("dtype", "float64")))
-        model = SplitBatch(model, s["threads"]) if s.get("threads", 1) > 1 else model
-        model = MinCharStyleModel(model) if s.get("per_character") else model
-        optimizer, state = Adam(learning_rate=3e-3), {"batches": iter(())}
-
-        def step():
-            batch = next(state["batches"], None)
-            if batch is None:
-                state["batches"] = stream_batches(train_ids, s["batch"], s["seq"])
-                batch, state["h"] = next(state["batches"]), model.initial_state(s["batch"])
-            _, grads, state["h"] = model.loss_and_grads(*batch, state["h"])
-            optimizer.step(model.params, clip_by_global_norm(grads, 5.0)[0])
-        return step
+        steps = _TrainingSteps(_setup_model(s, vocab_size, hidden), s, train_ids, Adam(learning_rate=3e-3))
+        return lambda: steps.train(steps.next_batch())
 
     steps = {name: one_step_of(s) for name, s in setups.items()}
     timed = timed_round_robin(steps, min_repeats=5, min_seconds=seconds, max_repeats=1_000_000)
@@ -484,11 +498,8 @@ def bench_batching(seconds: float, hidden: int = 128) -> dict:
     runs does not enter the ratio. BLAS runs on one thread here: the character model's products
     are small (a 32 x 128 by 128 x 128 product per step), and sharing them between threads
     costs more than it saves."""
-    import numpy as np
-
     from threadpoolctl import threadpool_limits
 
-    from rnncourse.charmodel import CharRNN, SplitBatch
     from rnncourse.data import CharVocab, load_shakespeare, shakespeare_play_names
     from rnncourse.optim import Adam
 
@@ -511,9 +522,7 @@ def bench_batching(seconds: float, hidden: int = 128) -> dict:
     results = {}
     for name, s in setups.items():
         with threadpool_limits(limits=1, user_api="blas"):
-            model = CharRNN(vocab.size, hidden, seed=0, fast=s["fast"], dtype=np.dtype(s.get("dtype", "float64")))
-            if s.get("threads", 1) > 1:
-                model = SplitBatch(model, s["threads"])
+            model = _setup_model(s, vocab.size, hidden)
             # every batched run is also scored when it has seen as many characters as the first run saw in all
             baseline_chars = next(iter(results.values()))["curve"][-1]["chars"] if results else None
             results[name] = _train_for(seconds, model, s, train_ids, val_ids, baseline_chars)
