@@ -464,40 +464,90 @@ def _train_for(seconds: float, model, s: dict, train_ids, val_ids, check_at_char
             **{k: v for k, v in s.items() if k != "optimizer"}}
 
 
-def throughput_round_robin(setups: dict, vocab_size: int, hidden: int, train_ids, seconds: float) -> dict:
+def throughput_in_blocks(setups: dict, vocab_size: int, hidden: int, train_ids, seconds: float,
+                         rounds: int = 5) -> dict:
     """Characters per second of each setup's training step (loss and gradients, clipping, the
-    optimizer's update), the setups timed in turn, one step of each, for `seconds` in all: a
-    slow spell of a shared machine then hits every setup alike, which the 45-second training
-    runs, one after another, cannot promise. Fresh models; the speed does not depend on the
-    weights."""
+    optimizer's update), measured in blocks: each setup trains for a block of consecutive steps,
+    the setups take turns, the order is rotated from one round to the next, and `rounds` rounds
+    take about `seconds` in all. Fresh models; the speed does not depend on the weights.
+
+    Consecutive steps, because that is how a setup trains. The first version of this function
+    timed one step of each setup in turn, and every step then began with caches that the other
+    setups had just filled with their own arrays: that slowed the per-character loop by about an
+    eighth, the batched steps hardly at all, and so inflated the speed-ups. The first step of
+    each block is run untimed for the same reason. Turns and rotation, because a shared
+    machine's speed drifts: a slow spell then hits every setup alike. Each setup runs with its
+    own number of BLAS threads (`blas_threads`, default 1). The rate is that of the median
+    step; the rate of each round is kept too, for the spread of the speed-ups."""
+    from threadpoolctl import threadpool_limits
+
     from rnncourse.optim import Adam
 
-    def one_step_of(s):
-        steps = _TrainingSteps(_setup_model(s, vocab_size, hidden), s, train_ids, Adam(learning_rate=3e-3))
-        return lambda: steps.train(steps.next_batch())
+    steps = {}
+    for name, s in setups.items():
+        with threadpool_limits(limits=s.get("blas_threads", 1), user_api="blas"):
+            steps[name] = _TrainingSteps(_setup_model(s, vocab_size, hidden), s, train_ids, Adam(learning_rate=3e-3))
+    block_seconds = seconds / (rounds * len(setups))
+    times = {name: [] for name in setups}
+    per_round = {name: [] for name in setups}
+    names = list(setups)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            s, training = setups[name], steps[name]
+            block = []
+            with threadpool_limits(limits=s.get("blas_threads", 1), user_api="blas"):
+                training.train(training.next_batch())      # untimed: it finds the caches cold
+                started = time.perf_counter()
+                while len(block) < 3 or time.perf_counter() - started < block_seconds:
+                    batch = training.next_batch()
+                    t0 = time.perf_counter()
+                    training.train(batch)
+                    block.append(time.perf_counter() - t0)
+            times[name] += block
+            per_round[name].append(s["batch"] * s["seq"] / statistics.median(block))
+    return {name: {"chars_per_second": setups[name]["batch"] * setups[name]["seq"] / statistics.median(times[name]),
+                   "per_round": per_round[name], "steps_timed": len(times[name]),
+                   "blas_threads": setups[name].get("blas_threads", 1)} for name in setups}
 
-    steps = {name: one_step_of(s) for name, s in setups.items()}
-    timed = timed_round_robin(steps, min_repeats=5, min_seconds=seconds, max_repeats=1_000_000)
-    return {name: {"chars_per_second": setups[name]["batch"] * setups[name]["seq"] / t["median_s"],
-                   "steps_timed": t["repeats"]} for name, t in timed.items()}
+
+def interleaving_cost(setups: dict, vocab_size: int, hidden: int, train_ids, seconds: float) -> dict:
+    """The same setups' characters per second measured two ways, for `seconds` each: one step of
+    each in turn (`timed_round_robin`, what this benchmark first did), and in blocks of
+    consecutive steps (`throughput_in_blocks`). The difference is what a step pays for finding
+    the caches full of the other setups' arrays."""
+    from threadpoolctl import threadpool_limits
+
+    from rnncourse.optim import Adam
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        steps = {name: _TrainingSteps(_setup_model(s, vocab_size, hidden), s, train_ids, Adam(learning_rate=3e-3))
+                 for name, s in setups.items()}
+        timed = timed_round_robin({name: (lambda t=t: t.train(t.next_batch())) for name, t in steps.items()},
+                                  min_seconds=seconds, max_repeats=1_000_000)
+    chars = {name: s["batch"] * s["seq"] for name, s in setups.items()}
+    blocks = throughput_in_blocks(setups, vocab_size, hidden, train_ids, seconds, rounds=4)
+    return {"one step of each in turn": {name: chars[name] / t["median_s"] for name, t in timed.items()},
+            "in blocks of consecutive steps": {name: r["chars_per_second"] for name, r in blocks.items()}}
 
 
 def bench_batching(seconds: float, hidden: int = 128) -> dict:
     """Characters per second, and the held-out loss reached, of the batched character model
-    (32 or 128 streams of 64 characters, fast path, float64 and float32) against a loop in the style of
-    min-char-rnn (one stream of 25 characters, one character at a time:
-    `min_char_style_loss_and_grads`), each
-    trained for the same wall time on the same text. The held-out loss is measured at
-    checkpoints (not timed), so the two can be compared after the same number of characters
-    and after the same time. All use Adam with learning rate 3e-3 and gradients clipped to a
-    global norm of 5, so that only the batching differs (min-char-rnn's own Adagrad with
-    learning rate 0.1 diverges within ten updates from Keras's initial weights, which are
-    larger than min-char-rnn's). The characters per second that the comparison uses are
-    measured separately, with the setups' training steps timed in turn
-    (`throughput_round_robin`), so that a drift in the machine's speed between the training
-    runs does not enter the ratio. BLAS runs on one thread here: the character model's products
-    are small (a 32 x 128 by 128 x 128 product per step), and sharing them between threads
-    costs more than it saves."""
+    (32 or 128 streams of 64 characters, fast path, float64 and float32) against a loop in the
+    style of min-char-rnn (one stream of 25 characters, one character at a time:
+    `min_char_style_loss_and_grads`), each trained for the same wall time on the same text. The
+    held-out loss is measured at checkpoints (not timed), so the two can be compared after the
+    same number of characters and after the same time. All use Adam with learning rate 3e-3 and
+    gradients clipped to a global norm of 5, so that only the batching differs (min-char-rnn's
+    own Adagrad with learning rate 0.1 diverges within ten updates from Keras's initial weights,
+    which are larger than min-char-rnn's).
+
+    The characters per second that the speed-ups use are measured separately, the setups
+    taking turns in blocks of consecutive steps (`throughput_in_blocks`), so that a drift in the
+    machine's speed between the training runs does not enter the ratios. Each speed-up is taken
+    against the per-character loop at its best, whichever of its two BLAS thread counts was the
+    faster; per round as well, for a mean and standard deviation over the rounds. Setups run
+    with one BLAS thread unless they say otherwise (`blas_threads`): the two-thread setups show
+    what a second core adds to each side."""
     from threadpoolctl import threadpool_limits
 
     from rnncourse.data import CharVocab, load_shakespeare, shakespeare_play_names
@@ -509,19 +559,19 @@ def bench_batching(seconds: float, hidden: int = 128) -> dict:
     vocab = CharVocab.from_text(train_text + val_text)
     train_ids, val_ids = vocab.encode(train_text), vocab.encode(val_text)[:20_000]
     setups = {
-        "one sequence (min-char-rnn style)": dict(batch=1, seq=25, fast=False, per_character=True,
-                                                  optimizer=Adam(learning_rate=3e-3)),
-        "batched, 32 x 64 (chapter 3's setting)": dict(batch=32, seq=64, fast=True,
-                                                         optimizer=Adam(learning_rate=3e-3)),
-        "batched, 128 x 64": dict(batch=128, seq=64, fast=True, optimizer=Adam(learning_rate=3e-3)),
-        "batched, 32 x 64, float32": dict(batch=32, seq=64, fast=True, dtype="float32",
-                                          optimizer=Adam(learning_rate=3e-3)),
-        "batched, 32 x 64, split over 2 cores": dict(batch=32, seq=64, fast=True, threads=2,
-                                                     optimizer=Adam(learning_rate=3e-3)),
+        "one sequence (min-char-rnn style)": dict(batch=1, seq=25, fast=False, per_character=True),
+        "one sequence, BLAS on 2 threads": dict(batch=1, seq=25, fast=False, per_character=True, blas_threads=2),
+        "batched, 32 x 64 (chapter 3's setting)": dict(batch=32, seq=64, fast=True),
+        "batched, 32 x 64, BLAS on 2 threads": dict(batch=32, seq=64, fast=True, blas_threads=2),
+        "batched, 128 x 64": dict(batch=128, seq=64, fast=True),
+        "batched, 32 x 64, float32": dict(batch=32, seq=64, fast=True, dtype="float32"),
+        "batched, 32 x 64, split over 2 cores": dict(batch=32, seq=64, fast=True, threads=2),
     }
+    for s in setups.values():
+        s["optimizer"] = Adam(learning_rate=3e-3)
     results = {}
     for name, s in setups.items():
-        with threadpool_limits(limits=1, user_api="blas"):
+        with threadpool_limits(limits=s.get("blas_threads", 1), user_api="blas"):
             model = _setup_model(s, vocab.size, hidden)
             # every batched run is also scored when it has seen as many characters as the first run saw in all
             baseline_chars = next(iter(results.values()))["curve"][-1]["chars"] if results else None
@@ -529,26 +579,38 @@ def bench_batching(seconds: float, hidden: int = 128) -> dict:
         print(f"  batching: {name}: {results[name]['chars_per_second']:,.0f} chars/s, held-out loss "
               f"{results[name]['curve'][-1]['val_loss']:.3f} after {results[name]['curve'][-1]['chars']:,} chars",
               flush=True)
-    with threadpool_limits(limits=1, user_api="blas"):
-        rates = throughput_round_robin(setups, vocab.size, hidden, train_ids, seconds / 2)
+    rates = throughput_in_blocks(setups, vocab.size, hidden, train_ids, seconds * len(setups) / 8)
     for name, rate in rates.items():
-        print(f"  batching, steps timed in turn: {name}: {rate['chars_per_second']:,.0f} chars/s", flush=True)
-    one_name = next(iter(results))
+        print(f"  batching, in blocks: {name}: {rate['chars_per_second']:,.0f} chars/s", flush=True)
+    pair = ("one sequence (min-char-rnn style)", "batched, 32 x 64 (chapter 3's setting)")
+    interleaving = interleaving_cost({name: setups[name] for name in pair}, vocab.size, hidden, train_ids, seconds / 3)
+    for how, rows in interleaving.items():
+        print(f"  batching, {how}: " + ", ".join(f"{n}: {r:,.0f} chars/s" for n, r in rows.items()), flush=True)
+    loops = [name for name, s in setups.items() if s.get("per_character")]
+    best_loop = max(loops, key=lambda name: rates[name]["chars_per_second"])
+    best_loop_per_round = [max(rounds) for rounds in zip(*(rates[name]["per_round"] for name in loops))]
+    one_name = loops[0]
     one = results[one_name]
     comparisons = {}
-    for name, batched in list(results.items())[1:]:
+    for name, batched in results.items():
+        if name in loops:
+            continue
         # The batched model's loss at the first checkpoint with at least as many characters as the
         # one-sequence loop processed in all (_train_for scores it there).
         same = next(c for c in batched["curve"] if c["chars"] >= one["curve"][-1]["chars"])
+        per_round = [b / o for b, o in zip(rates[name]["per_round"], best_loop_per_round)]
         comparisons[name] = {
-            "speedup_chars_per_second": rates[name]["chars_per_second"] / rates[one_name]["chars_per_second"],
-            "speedup_in_the_training_runs": batched["chars_per_second"] / one["chars_per_second"],
+            "speedup_chars_per_second": rates[name]["chars_per_second"] / rates[best_loop]["chars_per_second"],
+            "speedup_per_round": per_round,
+            "speedup_mean": statistics.mean(per_round), "speedup_sd": statistics.stdev(per_round),
+            "speedup_in_the_training_runs": batched["chars_per_second"] / max(results[n]["chars_per_second"]
+                                                                              for n in loops),
             "same_chars": {"chars": one["curve"][-1]["chars"], "batched_chars": same["chars"],
                            "one_sequence": one["curve"][-1]["val_loss"], "batched": same["val_loss"]},
             "same_time": {"seconds": seconds, "one_sequence": one["curve"][-1]["val_loss"],
                           "batched": batched["curve"][-1]["val_loss"]}}
-    return {"setups": results, "baseline": one_name, "comparisons": comparisons, "round_robin": rates, "hidden": hidden,
-            "seconds_each": seconds, "val_chars": int(val_ids.size)}
+    return {"setups": results, "baseline": one_name, "best_loop": best_loop, "comparisons": comparisons,
+            "in_blocks": rates, "interleaving": interleaving, "hidden": hidden, "seconds_each": seconds, "val_chars": int(val_ids.size)}
 
 
 # ------------------------------------------------------------------ hot spots, before and after
@@ -747,7 +809,7 @@ def bench_since_first_fast_path(quick: bool = False) -> dict:
                              "faults_before": minor_page_faults(fns["before"]),
                              "faults_after": minor_page_faults(fns["after"])})
             if threads != 1:
-                continue  # the character model trains with one BLAS thread (see bench_batching)
+                continue  # the character step is compared at one BLAS thread (bench_batching times two as well)
             rng = np.random.default_rng(0)
             V, CN, CT, CH = 65, 32, 64, 128
             ids = rng.integers(0, V, (CN, CT + 1))
@@ -941,7 +1003,7 @@ def main(argv=None) -> int:
     else:
         for key in ("numpy", "keras"):
             result[key] = previous.get(key)
-    if "batching" in parts:  # the parts timed with one BLAS thread
+    if "batching" in parts:  # the parts timed with one BLAS thread (batching: each setup says)
         result["batching"] = bench_batching(3.0 if args.quick else 45.0)
         result["hot_spots"] = bench_hot_spots()
         result["since_first_fast_path"] = bench_since_first_fast_path(args.quick)

@@ -67,3 +67,36 @@ def test_min_char_style_loop_is_the_same_model_as_charrnn():
     np.testing.assert_allclose(loop_h, h[0], atol=1e-12)
     for name in grads:
         np.testing.assert_allclose(loop_grads[name], grads[name], atol=1e-12, err_msg=name)
+
+
+def test_throughput_is_measured_in_blocks_with_the_order_rotated(monkeypatch):
+    import numpy as np
+
+    order = []
+
+    class Steps:
+        def __init__(self, model, s, train_ids, optimizer):
+            self.name = s["name"]
+
+        def next_batch(self):
+            return None
+
+        def train(self, batch):
+            order.append(self.name)
+
+    monkeypatch.setattr(bench, "_TrainingSteps", Steps)
+    monkeypatch.setattr(bench, "_setup_model", lambda s, vocab_size, hidden: None)
+    setups = {"a": dict(name="a", batch=1, seq=25), "b": dict(name="b", batch=32, seq=64, blas_threads=2)}
+    rates = bench.throughput_in_blocks(setups, 5, 4, np.zeros(10, dtype=int), seconds=0.0, rounds=3)
+    # Rounds a b | b a | a b: blocks of 4 consecutive steps (one untimed, then at least 3 timed),
+    # so the runs of equal names are 4, 8, 8, 4 long.
+    runs = []
+    for name in order:
+        if runs and runs[-1][0] == name:
+            runs[-1][1] += 1
+        else:
+            runs.append([name, 1])
+    assert runs == [["a", 4], ["b", 8], ["a", 8], ["b", 4]]
+    for name, s in setups.items():
+        assert rates[name]["steps_timed"] == 9 and len(rates[name]["per_round"]) == 3
+        assert rates[name]["blas_threads"] == s.get("blas_threads", 1)
