@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from rnncourse.baselines.ngram import ngram_cross_entropy
-from rnncourse.baselines.ngram_table import ngram_cross_entropies
+from rnncourse.baselines.char_ngram import ngram_cross_entropies
 
 
 def test_matches_the_dictionary_version():
@@ -24,7 +24,7 @@ def test_unseen_symbols_and_lists():
     (dict(vocab_size=0), "vocab_size"),
     (dict(alpha=0), "alpha"),
     (dict(orders=(0,)), "order"),
-    (dict(orders=(40,)), "64 bits"),
+    (dict(orders=(40,)), "int64"),
     (dict(eval_ids=[0.5, 1.0]), "eval_ids"),
     (dict(train_ids=[0, 9]), "train_ids"),
 ])
