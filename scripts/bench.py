@@ -58,9 +58,12 @@ def _set_threads_before_imports(threads: int) -> None:
 
 # ----------------------------------------------------------------------------- timing
 def timed_round_robin(functions: dict, min_repeats: int = 5, min_seconds: float = 1.0,
-                      max_repeats: int = 50, block: int = 1, pause: float = 0.0) -> dict:
+                      max_repeats: int = 50, block: int = 1, pause: float = 0.0, untimed_first: bool = False) -> dict:
     """Median seconds of each function, timed in turn: `block` repetitions of one, then of the
-    next, and so on round the list, with `pause` seconds between blocks.
+    next, and so on round the list, with `pause` seconds between blocks. With untimed_first,
+    each block starts with one more repetition that is not timed: it pays for whatever the
+    previous function left behind (its arrays in the caches, its idle BLAS thread still
+    spinning on a core).
 
     block=1 interleaves single repetitions (the best defence against a machine whose speed
     drifts). Functions from different libraries are timed in blocks with a pause between: a
@@ -76,6 +79,8 @@ def timed_round_robin(functions: dict, min_repeats: int = 5, min_seconds: float 
         for name, fn in functions.items():
             if pause:
                 time.sleep(pause)
+            if untimed_first:
+                fn()
             for _ in range(block):
                 t0 = time.perf_counter()
                 fn()
@@ -270,7 +275,12 @@ def bench_numpy(sizes: list, kinds: list, min_seconds: float, threads: int = 1) 
         for N, H, T in sizes:
             problem = numpy_problem(kind, N, T, H)
             fns = {**numpy_steps(kind, problem, threads), **floors(kind, N, T, H)}
-            t = {name: v["median_s"] for name, v in timed_round_robin(fns, min_seconds=min_seconds).items()}
+            # In blocks of 3, each after one untimed repetition. Timed one repetition at a time,
+            # the split step followed a two-thread BLAS product whose idle thread was still
+            # spinning, and its two Python threads lost a core to it (LSTM, batch 64, hidden
+            # 256: 64 against 36 ms). A pause between blocks instead made every step slower.
+            t = {name: v["median_s"] for name, v in
+                 timed_round_robin(fns, min_repeats=6, min_seconds=min_seconds, block=3, untimed_first=True).items()}
             per_step = min(t["per_step_rows"], t["per_step_columns"])
             hoisted = t["hoisted_once"] + min(t["recurrent_rows"], t["recurrent_columns"])
             row = {"kind": kind, "N": N, "H": H, "T": T, "D": INPUT_DIM,

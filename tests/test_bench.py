@@ -22,6 +22,14 @@ def test_round_robin_times_every_function_in_turn():
     assert result["a"]["repeats"] == result["b"]["repeats"] == 3
 
 
+def test_round_robin_blocks_can_start_with_an_untimed_repetition():
+    calls = []
+    result = bench.timed_round_robin({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                     min_repeats=2, min_seconds=0.0, block=2, untimed_first=True)
+    assert calls == ["a", "b"] + ["a"] * 3 + ["b"] * 3       # warm-ups, then blocks of 1 untimed + 2 timed
+    assert result["a"]["repeats"] == result["b"]["repeats"] == 2
+
+
 def test_numpy_part_runs_and_reports_ratios():
     rows = bench.bench_numpy([(2, 8, 5)], ["rnn", "lstm", "gru"], min_seconds=0.0)
     assert [r["kind"] for r in rows] == ["rnn", "lstm", "gru"]
