@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import json
 import os
 import platform
@@ -135,8 +136,19 @@ def machine_info() -> dict:
                                                        "TF_ENABLE_ONEDNN_OPTS", "NPY_DISABLE_CPU_FEATURES")},
         "load_average_at_start": os.getloadavg(),
         "git_commit": commit,
+        "git_dirty": _working_tree_changed(),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _working_tree_changed() -> bool | None:
+    """Whether the timed code differs from the commit: tracked files under rnncourse/ or scripts/
+    changed and not yet committed (None without git)."""
+    try:
+        return bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "rnncourse",
+                                    "scripts"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 # ------------------------------------------------------------------ NumPy steps and floors
@@ -620,7 +632,8 @@ def bench_batching(seconds: float, hidden: int = 128) -> dict:
             "same_time": {"seconds": seconds, "one_sequence": one["curve"][-1]["val_loss"],
                           "batched": batched["curve"][-1]["val_loss"]}}
     return {"setups": results, "baseline": one_name, "best_loop": best_loop, "comparisons": comparisons,
-            "in_blocks": rates, "interleaving": interleaving, "hidden": hidden, "seconds_each": seconds, "val_chars": int(val_ids.size)}
+            "in_blocks": rates, "interleaving": interleaving, "hidden": hidden, "seconds_each": seconds,
+            "val_chars": int(val_ids.size)}
 
 
 # ------------------------------------------------------------------ hot spots, before and after
@@ -703,24 +716,27 @@ FIRST_FAST_PATH = "4586d13"
 
 
 def module_at_commit(module: str, commit: str):
-    """rnncourse.<module> as it was at `commit`, imported under another name beside the current
-    one (its relative imports load the current package's other modules); None without git."""
-    import importlib.util
+    """rnncourse.<module> as it was at `commit`, imported beside the current package; None
+    without git. The whole package is read from git into a temporary folder as a package of
+    another name (rnncourse_at_<commit>), so the old module's relative imports load the other
+    modules as they were at that commit too: the old `charmodel` runs on the old `fast`."""
+    import importlib
+    import tarfile
     import tempfile
 
-    try:
-        source = subprocess.run(["git", "show", f"{commit}:rnncourse/{module}.py"], cwd=ROOT,
-                                capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    path = Path(tempfile.mkdtemp()) / f"{module}.py"
-    path.write_text(source)
-    name = f"rnncourse._{module}_at_{commit}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    loaded = importlib.util.module_from_spec(spec)
-    sys.modules[name] = loaded
-    spec.loader.exec_module(loaded)
-    return loaded
+    package = f"rnncourse_at_{commit}"
+    if package not in sys.modules:
+        try:
+            archive = subprocess.run(["git", "archive", "--format=tar", commit, "rnncourse"], cwd=ROOT,
+                                     capture_output=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            return None
+        folder = Path(tempfile.mkdtemp())
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(folder, filter="data")
+        (folder / "rnncourse").rename(folder / package)
+        sys.path.insert(0, str(folder))
+    return importlib.import_module(f"{package}.{module}")
 
 
 def minor_page_faults(fn, calls: int = 10) -> float | None:
@@ -1022,17 +1038,21 @@ def main(argv=None) -> int:
         for key in ("batching", "hot_spots", "since_first_fast_path", "blas_kernels"):
             result[key] = previous.get(key)
     result["course"] = bench_course(args.course_from_junit) if "course" in parts else previous.get("course")
+    # When and on what code each part was measured: the parts run now, and those kept from the
+    # previous file as they were recorded then.
+    now = {key: result["machine"][key] for key in ("git_commit", "git_dirty", "load_average_at_start")}
+    now.update(date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),  # when the run ended
+               load_average_at_end=os.getloadavg(), seconds=time.perf_counter() - started)
+    measured = dict(previous.get("machine", {}).get("parts_measured", {}))
+    measured.update({part: now for part in parts})
     if "layers" not in parts and previous.get("machine"):
-        # The layer timings are kept: so is the machine section that describes their run, and the
-        # parts measured now say when.
-        now = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-               "git_commit": result["machine"]["git_commit"], "load_average_at_start": result["machine"][
-                   "load_average_at_start"], "load_average_at_end": os.getloadavg()}
+        # The layer timings are kept: so is the machine section that describes their run.
         result["machine"], result["threads"] = previous["machine"], previous.get("threads", thread_counts)
-        result["machine"].setdefault("parts_measured_later", {}).update({part: now for part in parts})
     else:
         result["machine"]["load_average_at_end"] = os.getloadavg()
         result["machine"]["bench_seconds"] = time.perf_counter() - started
+    result["machine"].pop("parts_measured_later", None)
+    result["machine"]["parts_measured"] = measured
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.output} in {time.perf_counter() - started:.0f} s")

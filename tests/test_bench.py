@@ -58,6 +58,9 @@ def test_the_first_fast_path_is_timed_beside_the_current_one():
         ("LSTM", 2), ("GRU", 2), ("LSTM", 1), ("GRU", 1), ("character", 1), ("character", 1)]
     for row in result["rows"]:
         assert row["speedup"] == pytest.approx(row["before_s"] / row["after_s"])
+    # the old character model runs on the old fast path, not on today's
+    old_char = bench.module_at_commit("charmodel", bench.FIRST_FAST_PATH)
+    assert old_char.rnn_forward_ids_fast.__module__ == f"rnncourse_at_{bench.FIRST_FAST_PATH}.fast"
 
 
 def test_min_char_style_loop_is_the_same_model_as_charrnn():
