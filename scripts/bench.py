@@ -583,6 +583,7 @@ def bench_batching(seconds: float, hidden: int = 128) -> dict:
     setups = {
         "one sequence (min-char-rnn style)": dict(batch=1, seq=25, fast=False, per_character=True),
         "one sequence, BLAS on 2 threads": dict(batch=1, seq=25, fast=False, per_character=True, blas_threads=2),
+        "batched, 32 x 64, clear code": dict(batch=32, seq=64, fast=False),
         "batched, 32 x 64 (chapter 3's setting)": dict(batch=32, seq=64, fast=True),
         "batched, 32 x 64, BLAS on 2 threads": dict(batch=32, seq=64, fast=True, blas_threads=2),
         "batched, 128 x 64": dict(batch=128, seq=64, fast=True),
