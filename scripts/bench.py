@@ -486,6 +486,13 @@ def _train_for(seconds: float, model, s: dict, train_ids, val_ids, check_at_char
             **{k: v for k, v in s.items() if k != "optimizer"}}
 
 
+def _fresh_training_steps(s: dict, vocab_size: int, hidden: int, train_ids) -> _TrainingSteps:
+    """A setup's model, new, with its own Adam (learning rate 3e-3), ready to train step by step."""
+    from rnncourse.optim import Adam
+
+    return _TrainingSteps(_setup_model(s, vocab_size, hidden), s, train_ids, Adam(learning_rate=3e-3))
+
+
 def throughput_in_blocks(setups: dict, vocab_size: int, hidden: int, train_ids, seconds: float,
                          rounds: int = 5) -> dict:
     """Characters per second of each setup's training step (loss and gradients, clipping, the
@@ -503,12 +510,10 @@ def throughput_in_blocks(setups: dict, vocab_size: int, hidden: int, train_ids, 
     step; the rate of each round is kept too, for the spread of the speed-ups."""
     from threadpoolctl import threadpool_limits
 
-    from rnncourse.optim import Adam
-
     steps = {}
     for name, s in setups.items():
         with threadpool_limits(limits=s.get("blas_threads", 1), user_api="blas"):
-            steps[name] = _TrainingSteps(_setup_model(s, vocab_size, hidden), s, train_ids, Adam(learning_rate=3e-3))
+            steps[name] = _fresh_training_steps(s, vocab_size, hidden, train_ids)
     block_seconds = seconds / (rounds * len(setups))
     times = {name: [] for name in setups}
     per_round = {name: [] for name in setups}
@@ -539,11 +544,8 @@ def interleaving_cost(setups: dict, vocab_size: int, hidden: int, train_ids, sec
     the caches full of the other setups' arrays."""
     from threadpoolctl import threadpool_limits
 
-    from rnncourse.optim import Adam
-
     with threadpool_limits(limits=1, user_api="blas"):
-        steps = {name: _TrainingSteps(_setup_model(s, vocab_size, hidden), s, train_ids, Adam(learning_rate=3e-3))
-                 for name, s in setups.items()}
+        steps = {name: _fresh_training_steps(s, vocab_size, hidden, train_ids) for name, s in setups.items()}
         timed = timed_round_robin({name: (lambda t=t: t.train(t.next_batch())) for name, t in steps.items()},
                                   min_seconds=seconds, max_repeats=1_000_000)
     chars = {name: s["batch"] * s["seq"] for name, s in setups.items()}
