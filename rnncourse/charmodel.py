@@ -166,26 +166,69 @@ class CharRNN:
         return np.array(out, dtype=np.int64)
 
 
+_PARAM_NAMES = ("rnn/kernel", "rnn/recurrent_kernel", "rnn/bias", "dense/kernel", "dense/bias")
+_SLICE_MODELS: dict = {}
+
+
+def _slice_loss_and_grads(inputs, targets, h0, *params):
+    """One slice of `SplitBatch(..., processes=True)`, in whichever process runs it: the fast
+    loss and gradients of the slice's rows, through a model of this process's own (its own
+    buffers) that is given the batch's parameters. Returns (rows, loss, *grads, h_last), the
+    gradients in the order of `_PARAM_NAMES`."""
+    V, H = params[0].shape
+    key = (V, H, params[0].dtype.str)
+    model = _SLICE_MODELS.get(key)
+    if model is None:
+        model = _SLICE_MODELS[key] = CharRNN(V, H, dtype=params[0].dtype, fast=True)
+    model.params = dict(zip(_PARAM_NAMES, params))
+    loss, grads, h_last = model._fast_loss_and_grads(inputs, targets, h0)
+    return (inputs.shape[0], loss, *(grads[name] for name in _PARAM_NAMES), h_last)
+
+
 class SplitBatch:
     """A fast CharRNN whose `loss_and_grads` splits each batch over several cores.
 
     The rows of a batch never interact inside the model, so each slice of rows runs the whole
-    forward and backward pass on its own core (`rnncourse.fast.map_batch_slices`), and the
-    slices' losses and gradients, each a mean over its own rows, are averaged with weights
-    equal to their shares of the batch. The result equals the model's own `loss_and_grads`
-    to round-off. Everything else (parameters, `forward`, `sample`) is the wrapped model's.
+    forward and backward pass on its own core, and the slices' losses and gradients, each a
+    mean over its own rows, are averaged with weights equal to their shares of the batch. The
+    result equals the model's own `loss_and_grads` to round-off. Everything else (parameters,
+    `forward`, `sample`) is the wrapped model's.
+
+    The slices run in Python threads (`rnncourse.fast.map_batch_slices`), or, with
+    processes=True, one in this process and the others in worker processes
+    (`rnncourse.processes.BatchProcesses`), which do not share Python's interpreter lock; call
+    `close()` (or use a `with` block) to stop them.
     """
 
-    def __init__(self, model: CharRNN, threads: int = 2):
+    def __init__(self, model: CharRNN, threads: int = 2, processes: bool = False):
         if not isinstance(model, CharRNN) or not model.fast:
             raise ValueError("SplitBatch needs a CharRNN made with fast=True")
         check_int("threads", threads)
+        if not isinstance(processes, bool):
+            raise TypeError(f"processes must be True or False, got {type(processes).__name__} {processes!r}")
         self.model, self.params, self.threads = model, model.params, threads
         self.vocab_size, self.hidden_size, self.dtype = model.vocab_size, model.hidden_size, model.dtype
         # One shallow copy per slice: the same parameters, its own buffers.
         self._slices = [copy.copy(model) for _ in range(threads)]
         for part in self._slices:
             part._workspace = Workspace()
+        self._pool = None
+        if processes and threads > 1:
+            from .processes import BatchProcesses
+
+            self._pool = BatchProcesses(workers=threads - 1)
+
+    def close(self) -> None:
+        """Stop the worker processes (with processes=True; otherwise nothing to do)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def initial_state(self, batch_size: int) -> np.ndarray:
         return self.model.initial_state(batch_size)
@@ -203,8 +246,14 @@ class SplitBatch:
         self.model._check_ids(inputs, targets)
         h0 = self.initial_state(inputs.shape[0]) if h0 is None else h0
         check("h0", h0, (inputs.shape[0], self.hidden_size), {})
-        parts = map_batch_slices(lambda i, x, y, h: (x.shape[0], *self._slices[i].loss_and_grads(x, y, h)),
-                                 (inputs, targets, h0), self.threads)
+        if self._pool is not None:
+            # The parameters are copied to the workers with every batch: they change every step.
+            answers = self._pool.map(_slice_loss_and_grads, (inputs, targets, h0),
+                                     tuple(self.params[name] for name in _PARAM_NAMES))
+            parts = [(a[0], a[1], dict(zip(_PARAM_NAMES, a[2:-1])), a[-1]) for a in answers]
+        else:
+            parts = map_batch_slices(lambda i, x, y, h: (x.shape[0], *self._slices[i].loss_and_grads(x, y, h)),
+                                     (inputs, targets, h0), self.threads)
         shares = [rows / inputs.shape[0] for rows, *_ in parts]
         loss = sum(share * part[1] for share, part in zip(shares, parts))
         grads = {name: sum(share * part[2][name] for share, part in zip(shares, parts)) for name in self.params}

@@ -170,11 +170,13 @@ def numpy_problem(kind: str, N: int, T: int, H: int, D: int = INPUT_DIM, seed: i
             "params": params, "dh": rng.standard_normal((N, T, H)).astype(f32)}
 
 
-def numpy_steps(kind: str, problem: dict, threads: int = 1) -> dict:
+def numpy_steps(kind: str, problem: dict, threads: int = 1, pool=None) -> dict:
     """Closures for one training step of the clear code and of the fast path; with threads > 1
     also the fast path with the batch split over that many cores (`fast.map_batch_slices`,
-    one BLAS thread per slice), the weight gradients summed afterwards."""
+    one BLAS thread per slice), the weight gradients summed afterwards; and with `pool` (a
+    `processes.BatchProcesses`) the same split over processes instead of threads."""
     from rnncourse import fast, gru, lstm, rnn
+    from rnncourse.processes import fast_layer_gradients
 
     x, h0, p, dh = problem["x"], problem["h0"], problem["params"], problem["dh"]
     ws = fast.Workspace()  # the fast path's buffers, reused from one step to the next as in training
@@ -215,6 +217,14 @@ def numpy_steps(kind: str, problem: dict, threads: int = 1) -> dict:
             return [sum(grads) for grads in zip(*parts)]   # the weight gradients of the whole batch
 
         steps["fast_split"] = split
+    if pool is not None and x.shape[0] > 1:
+        weights = (kind, p["kernel"], p["recurrent_kernel"], p["bias"])
+
+        def processes():
+            parts = pool.map(fast_layer_gradients, (x, h0, dh), weights)
+            return [sum(grads) for grads in zip(*parts)]
+
+        steps["fast_processes"] = processes
     return steps
 
 
@@ -281,12 +291,12 @@ def floors(kind: str, N: int, T: int, H: int, D: int = INPUT_DIM) -> dict:
             "per_step_rows": per_step_rows, "per_step_columns": per_step_columns, "hoisted_once": hoisted_once}
 
 
-def bench_numpy(sizes: list, kinds: list, min_seconds: float, threads: int = 1) -> list:
+def bench_numpy(sizes: list, kinds: list, min_seconds: float, threads: int = 1, pool=None) -> list:
     rows = []
     for kind in kinds:
         for N, H, T in sizes:
             problem = numpy_problem(kind, N, T, H)
-            fns = {**numpy_steps(kind, problem, threads), **floors(kind, N, T, H)}
+            fns = {**numpy_steps(kind, problem, threads, pool), **floors(kind, N, T, H)}
             # In blocks of 3, each after one untimed repetition. Timed one repetition at a time,
             # the split step followed a two-thread BLAS product whose idle thread was still
             # spinning, and its two Python threads lost a core to it (LSTM, batch 64, hidden
@@ -303,12 +313,18 @@ def bench_numpy(sizes: list, kinds: list, min_seconds: float, threads: int = 1) 
             if "fast_split" in t:
                 row.update(fast_split_s=t["fast_split"], split_vs_per_step_floor=per_step / t["fast_split"],
                            split_vs_hoisted_floor=hoisted / t["fast_split"])
+            if "fast_processes" in t:
+                row.update(fast_processes_s=t["fast_processes"],
+                           processes_vs_per_step_floor=per_step / t["fast_processes"],
+                           processes_vs_hoisted_floor=hoisted / t["fast_processes"])
             rows.append(row)
             print(f"  numpy {kind:4s} N={N:<3d} H={H:<3d} T={T:<3d}  clear {t['clear'] * 1e3:8.2f} ms  "
                   f"fast {t['fast'] * 1e3:8.2f} ms  floors {per_step * 1e3:7.2f} / {hoisted * 1e3:7.2f} ms  "
                   f"efficiency {row['fast_vs_per_step_floor']:.2f} / {row['fast_vs_hoisted_floor']:.2f}"
                   + (f"  split {row['fast_split_s'] * 1e3:.2f} ms ({row['split_vs_per_step_floor']:.2f} / "
-                     f"{row['split_vs_hoisted_floor']:.2f})" if "fast_split_s" in row else ""), flush=True)
+                     f"{row['split_vs_hoisted_floor']:.2f})" if "fast_split_s" in row else "")
+                  + (f"  processes {row['fast_processes_s'] * 1e3:.2f} ms ({row['processes_vs_per_step_floor']:.2f} / "
+                     f"{row['processes_vs_hoisted_floor']:.2f})" if "fast_processes_s" in row else ""), flush=True)
     return rows
 
 
@@ -342,25 +358,32 @@ def keras_step(kind: str, problem: dict):
     return run
 
 
-def bench_keras(sizes: list, kinds: list, min_seconds: float, threads: int = 1) -> list:
+def bench_keras(sizes: list, kinds: list, min_seconds: float, threads: int = 1, pool=None) -> list:
     rows = []
     for kind in kinds:
         for N, H, T in sizes:
             problem = numpy_problem(kind, N, T, H)
-            steps = numpy_steps(kind, problem, threads)
+            steps = numpy_steps(kind, problem, threads, pool)
             fns = {"numpy_fast": steps["fast"], "keras": keras_step(kind, problem)}
             if "fast_split" in steps:
                 fns["numpy_split"] = steps["fast_split"]
+            if "fast_processes" in steps:
+                fns["numpy_processes"] = steps["fast_processes"]
             t = {name: v["median_s"] for name, v in
                  timed_round_robin(fns, min_repeats=6, min_seconds=min_seconds, block=3, pause=0.05).items()}
             row = {"kind": kind, "N": N, "H": H, "T": T, "D": INPUT_DIM, "numpy_fast_s": t["numpy_fast"],
                    "keras_s": t["keras"], "numpy_over_keras": t["numpy_fast"] / t["keras"]}
             if "numpy_split" in t:
                 row.update(numpy_split_s=t["numpy_split"], split_over_keras=t["numpy_split"] / t["keras"])
+            if "numpy_processes" in t:
+                row.update(numpy_processes_s=t["numpy_processes"],
+                           processes_over_keras=t["numpy_processes"] / t["keras"])
             rows.append(row)
             print(f"  keras {kind:4s} N={N:<3d} H={H:<3d} T={T:<3d}  numpy {t['numpy_fast'] * 1e3:8.2f} ms  "
                   f"keras {t['keras'] * 1e3:8.2f} ms  ratio {row['numpy_over_keras']:.2f}"
-                  + (f"  split {row['split_over_keras']:.2f}" if "split_over_keras" in row else ""), flush=True)
+                  + (f"  split {row['split_over_keras']:.2f}" if "split_over_keras" in row else "")
+                  + (f"  processes {row['processes_over_keras']:.2f}" if "processes_over_keras" in row else ""),
+                  flush=True)
     return rows
 
 
@@ -425,15 +448,21 @@ class MinCharStyleModel:
 
 def _setup_model(s: dict, vocab_size: int, hidden: int):
     """The model a batching setup trains: chapter 3's CharRNN (seed 0), split over threads or
-    run through the per-character loop when the setup says so."""
+    processes, or run through the per-character loop, when the setup says so."""
     import numpy as np
 
     from rnncourse.charmodel import CharRNN, SplitBatch
 
     model = CharRNN(vocab_size, hidden, seed=0, fast=s["fast"], dtype=np.dtype(s.get("dtype", "float64")))
     if s.get("threads", 1) > 1:
-        model = SplitBatch(model, s["threads"])
+        model = SplitBatch(model, s["threads"], processes=s.get("processes", False))
     return MinCharStyleModel(model) if s.get("per_character") else model
+
+
+def _close(model) -> None:
+    """Stop a setup's worker processes, if it has any (SplitBatch with processes=True)."""
+    if hasattr(model, "close"):
+        model.close()
 
 
 class _TrainingSteps:
@@ -532,6 +561,8 @@ def throughput_in_blocks(setups: dict, vocab_size: int, hidden: int, train_ids, 
                     block.append(time.perf_counter() - t0)
             times[name] += block
             per_round[name].append(s["batch"] * s["seq"] / statistics.median(block))
+    for training in steps.values():
+        _close(getattr(training, "model", None))
     return {name: {"chars_per_second": setups[name]["batch"] * setups[name]["seq"] / statistics.median(times[name]),
                    "per_round": per_round[name], "steps_timed": len(times[name]),
                    "blas_threads": setups[name].get("blas_threads", 1)} for name in setups}
@@ -591,6 +622,7 @@ def bench_batching(seconds: float, hidden: int = 128) -> dict:
         "batched, 128 x 64": dict(batch=128, seq=64, fast=True),
         "batched, 32 x 64, float32": dict(batch=32, seq=64, fast=True, dtype="float32"),
         "batched, 32 x 64, split over 2 cores": dict(batch=32, seq=64, fast=True, threads=2),
+        "batched, 32 x 64, split over 2 processes": dict(batch=32, seq=64, fast=True, threads=2, processes=True),
     }
     for s in setups.values():
         s["optimizer"] = Adam(learning_rate=3e-3)
@@ -601,6 +633,7 @@ def bench_batching(seconds: float, hidden: int = 128) -> dict:
             # every batched run is also scored when it has seen as many characters as the first run saw in all
             baseline_chars = next(iter(results.values()))["curve"][-1]["chars"] if results else None
             results[name] = _train_for(seconds, model, s, train_ids, val_ids, baseline_chars)
+            _close(model)
         print(f"  batching: {name}: {results[name]['chars_per_second']:,.0f} chars/s, held-out loss "
               f"{results[name]['curve'][-1]['val_loss']:.3f} after {results[name]['curve'][-1]['chars']:,} chars",
               flush=True)
@@ -982,8 +1015,16 @@ def worker(threads: int, quick: bool, all_lengths: bool, output: Path) -> None:
     keras_sizes = QUICK_SIZES if quick else KERAS_SIZES
     min_seconds = 0.05 if quick else 1.0
     print(f"-- {threads} thread(s)", flush=True)
-    rows = {"numpy": bench_numpy(sizes, ["rnn", "lstm", "gru"], min_seconds, threads),
-            "keras": bench_keras(keras_sizes, ["rnn", "lstm", "gru"], min_seconds, threads)}
+    from rnncourse.processes import BatchProcesses
+
+    # One pool for the whole run: a worker process takes most of a second to start.
+    pool = BatchProcesses(workers=threads - 1) if threads > 1 else None
+    try:
+        rows = {"numpy": bench_numpy(sizes, ["rnn", "lstm", "gru"], min_seconds, threads, pool),
+                "keras": bench_keras(keras_sizes, ["rnn", "lstm", "gru"], min_seconds, threads, pool)}
+    finally:
+        if pool is not None:
+            pool.close()
     for part in rows.values():
         for row in part:
             row["threads"] = threads
