@@ -21,6 +21,10 @@ Each module is one idea, readable top to bottom. Foundations (chapters 1-6):
     train        training and evaluation loops
     progress     a deterministic, line-based progress bar
     show         a function's source shown in a notebook
+    fast         fast forward and backward passes (hoisted products, reused buffers), equal to
+                 the clear ones; the Benchmarks appendix measures them
+    processes    the batch split over worker processes, so that NumPy's element-wise work
+                 runs on every core
 
 Data, baselines and applications (chapters 7-12):
 
