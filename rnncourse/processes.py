@@ -88,7 +88,10 @@ class _Block:
 def _pack(values, block: _Block):
     """Arrays into `block`, 64-byte aligned; returns (name, layout), where each entry of layout
     is ("array", offset, shape, dtype) or ("value", the value itself)."""
-    arrays = [np.asarray(v) for v in values if isinstance(v, np.ndarray)]
+    arrays = [v for v in values if isinstance(v, np.ndarray)]
+    if any(a.dtype.hasobject for a in arrays):
+        # An object array holds pointers into this process's memory: meaningless in another.
+        raise TypeError("arrays of Python objects (dtype object) cannot go through shared memory")
     size = sum(-(-a.nbytes // 64) * 64 for a in arrays)
     shm = block.fit(size) if arrays else None
     layout, offset = [], 0
@@ -234,6 +237,9 @@ class BatchProcesses:
                              f"{[a.shape[0] for a in sliced]}")
         if not isinstance(shared, tuple):
             raise TypeError(f"shared must be a tuple, got {type(shared).__name__}")
+        if any(isinstance(a, np.ndarray) and a.dtype.hasobject for a in sliced + shared):
+            # checked before anything is sent, so that no worker is left with an unread answer
+            raise TypeError("arrays of Python objects (dtype object) cannot go through shared memory")
         bounds = np.linspace(0, N, min(len(self._workers) + 1, N) + 1).astype(int)
         pieces = [tuple(a[lo:hi] for a in sliced) for lo, hi in zip(bounds[:-1], bounds[1:])]
         busy = []

@@ -621,7 +621,7 @@ def bench_batching(seconds: float, hidden: int = 128) -> dict:
         "batched, 32 x 64, BLAS on 2 threads": dict(batch=32, seq=64, fast=True, blas_threads=2),
         "batched, 128 x 64": dict(batch=128, seq=64, fast=True),
         "batched, 32 x 64, float32": dict(batch=32, seq=64, fast=True, dtype="float32"),
-        "batched, 32 x 64, split over 2 cores": dict(batch=32, seq=64, fast=True, threads=2),
+        "batched, 32 x 64, split over 2 threads": dict(batch=32, seq=64, fast=True, threads=2),
         "batched, 32 x 64, split over 2 processes": dict(batch=32, seq=64, fast=True, threads=2, processes=True),
     }
     for s in setups.values():

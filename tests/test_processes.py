@@ -74,6 +74,9 @@ def test_bad_arguments_get_clear_errors(pool):
         pool.map(_shapes_and_sum, rows)
     with pytest.raises(ValueError, match="same batch size"):
         pool.map(_shapes_and_sum, (rows, rows[:3]))
+    with pytest.raises(TypeError, match="dtype object"):
+        pool.map(_shapes_and_sum, (np.array([[None]] * 4, dtype=object),), (1.0, "x"))
+    assert len(pool.map(_shapes_and_sum, (rows,), (1.0, "still in step"))) == 3
     with pytest.raises(ValueError, match="positive integer"):
         BatchProcesses(workers=0)
     with pytest.raises(ValueError, match="'rnn', 'lstm' or 'gru'"):
