@@ -208,15 +208,15 @@ class SplitBatch:
             raise TypeError(f"processes must be True or False, got {type(processes).__name__} {processes!r}")
         self.model, self.params, self.threads = model, model.params, threads
         self.vocab_size, self.hidden_size, self.dtype = model.vocab_size, model.hidden_size, model.dtype
-        # One shallow copy per slice: the same parameters, its own buffers.
-        self._slices = [copy.copy(model) for _ in range(threads)]
-        for part in self._slices:
-            part._workspace = Workspace()
         self._pool = None
         if processes and threads > 1:
             from .processes import BatchProcesses
 
             self._pool = BatchProcesses(workers=threads - 1)
+        # For threads, one shallow copy per slice: the same parameters, its own buffers.
+        self._slices = [] if self._pool is not None else [copy.copy(model) for _ in range(threads)]
+        for part in self._slices:
+            part._workspace = Workspace()
 
     def close(self) -> None:
         """Stop the worker processes (with processes=True; otherwise nothing to do)."""

@@ -12,9 +12,9 @@ interpreter lock, which every one of the step's small NumPy calls must take, and
 Benchmarks appendix measures them slower than BLAS threads. Processes share nothing, so
 `BatchProcesses` runs slice 0 in the calling process and every other slice in a worker
 process of its own, each with one BLAS thread. The arrays travel through shared memory, not
-through a pipe: copying a few megabytes into a shared block costs a fraction of a millisecond,
-pickling them several milliseconds. Only the function's name, the arrays' shapes and small
-values go through the pipe.
+through a pipe: each array is copied once, into a shared block, instead of being pickled,
+sent and unpickled. Only the function's name, the arrays' shapes and small values go through
+the pipe.
 
     with BatchProcesses(workers=1) as pool:
         parts = pool.map(fast_layer_gradients, (x, h0, dh), shared=("lstm", kernel, recurrent, bias))
@@ -45,13 +45,15 @@ def worker_workspace(key) -> Workspace:
     return _WORKSPACES.setdefault(key, Workspace())
 
 
-def fast_layer_gradients(x, h0, dh, kind, kernel, recurrent_kernel, bias):
+def fast_layer_gradients(x, h0, dh, kind, kernel, recurrent_kernel, bias, workspace=None):
     """One slice of a layer's training step through `rnncourse.fast`: the forward pass, then the
     backward pass from the upstream gradient dh; returns (dkernel, drecurrent_kernel, dbias),
-    sums over the slice's examples, so the slices' results add up to the whole batch's."""
+    sums over the slice's examples, so the slices' results add up to the whole batch's.
+    `workspace`: the buffers to reuse (default: this process's own for this kind of layer;
+    threads running at once must each pass their own)."""
     from . import fast
 
-    ws = worker_workspace(("fast_layer_gradients", kind))
+    ws = workspace if workspace is not None else worker_workspace(("fast_layer_gradients", kind))
     if kind == "rnn":
         cache = fast.rnn_forward_fast(x, h0, kernel, recurrent_kernel, bias, workspace=ws)[1]
         return fast.rnn_backward_fast(dh, cache, input_gradient=False)[2:]

@@ -179,38 +179,27 @@ def numpy_steps(kind: str, problem: dict, threads: int = 1, pool=None) -> dict:
     from rnncourse.processes import fast_layer_gradients
 
     x, h0, p, dh = problem["x"], problem["h0"], problem["params"], problem["dh"]
+    weights = (kind, p["kernel"], p["recurrent_kernel"], p["bias"])
     ws = fast.Workspace()  # the fast path's buffers, reused from one step to the next as in training
     if kind == "rnn":
         def clear():
             rnn.rnn_backward(dh, rnn.rnn_forward(x, h0, **p)[1])
-
-        def quick():
-            fast.rnn_backward_fast(dh, fast.rnn_forward_fast(x, h0, **p, workspace=ws)[1], input_gradient=False)
     elif kind == "lstm":
         def clear():
             lstm.lstm_backward(dh, lstm.lstm_forward(x, h0, h0, **p)[2])
-
-        def quick():
-            fast.lstm_backward_fast(dh, fast.lstm_forward_fast(x, h0, h0, **p, workspace=ws)[2], input_gradient=False)
     else:
         def clear():
             gru.gru_backward(dh, gru.gru_forward(x, h0, **p)[1])
 
-        def quick():
-            fast.gru_backward_fast(dh, fast.gru_forward_fast(x, h0, **p, workspace=ws)[1], input_gradient=False)
+    def quick():
+        fast_layer_gradients(x, h0, dh, *weights, workspace=ws)
+
     steps = {"clear": clear, "fast": quick}
     if threads > 1 and x.shape[0] >= threads:
         slice_ws = [fast.Workspace() for _ in range(threads)]
 
         def one_slice(i, x_i, h0_i, dh_i):
-            if kind == "rnn":
-                cache = fast.rnn_forward_fast(x_i, h0_i, **p, workspace=slice_ws[i])[1]
-                return fast.rnn_backward_fast(dh_i, cache, input_gradient=False)[2:]
-            if kind == "lstm":
-                cache = fast.lstm_forward_fast(x_i, h0_i, h0_i, **p, workspace=slice_ws[i])[2]
-                return fast.lstm_backward_fast(dh_i, cache, input_gradient=False)[3:]
-            cache = fast.gru_forward_fast(x_i, h0_i, **p, workspace=slice_ws[i])[1]
-            return fast.gru_backward_fast(dh_i, cache, input_gradient=False)[2:]
+            return fast_layer_gradients(x_i, h0_i, dh_i, *weights, workspace=slice_ws[i])
 
         def split():
             parts = fast.map_batch_slices(one_slice, (x, h0, dh), threads)
@@ -218,8 +207,6 @@ def numpy_steps(kind: str, problem: dict, threads: int = 1, pool=None) -> dict:
 
         steps["fast_split"] = split
     if pool is not None and x.shape[0] > 1:
-        weights = (kind, p["kernel"], p["recurrent_kernel"], p["bias"])
-
         def processes():
             parts = pool.map(fast_layer_gradients, (x, h0, dh), weights)
             return [sum(grads) for grads in zip(*parts)]
