@@ -25,6 +25,8 @@ Each module is one idea, readable top to bottom. Foundations (chapters 1-6):
                  the clear ones; the Benchmarks appendix measures them
     processes    the batch split over worker processes, so that NumPy's element-wise work
                  runs on every core
+    fused        the fast LSTM with each step's element-wise work in one compiled loop (Numba;
+                 import it explicitly, `import rnncourse` does not load Numba)
 
 Data, baselines and applications (chapters 7-12):
 

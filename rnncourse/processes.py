@@ -45,15 +45,23 @@ def worker_workspace(key) -> Workspace:
     return _WORKSPACES.setdefault(key, Workspace())
 
 
-def fast_layer_gradients(x, h0, dh, kind, kernel, recurrent_kernel, bias, workspace=None):
+def fast_layer_gradients(x, h0, dh, kind, kernel, recurrent_kernel, bias, workspace=None, fused=False):
     """One slice of a layer's training step through `rnncourse.fast`: the forward pass, then the
     backward pass from the upstream gradient dh; returns (dkernel, drecurrent_kernel, dbias),
     sums over the slice's examples, so the slices' results add up to the whole batch's.
     `workspace`: the buffers to reuse (default: this process's own for this kind of layer;
-    threads running at once must each pass their own)."""
+    threads running at once must each pass their own). fused=True: the LSTM through
+    `rnncourse.fused` instead (its element-wise work in compiled loops)."""
     from . import fast
 
     ws = workspace if workspace is not None else worker_workspace(("fast_layer_gradients", kind))
+    if fused:
+        if kind != "lstm":
+            raise ValueError(f"fused=True exists for the LSTM only, got kind={kind!r}")
+        from . import fused as _fused
+
+        cache = _fused.lstm_forward_fused(x, h0, h0, kernel, recurrent_kernel, bias, workspace=ws)[2]
+        return _fused.lstm_backward_fused(dh, cache, input_gradient=False)[3:]
     if kind == "rnn":
         cache = fast.rnn_forward_fast(x, h0, kernel, recurrent_kernel, bias, workspace=ws)[1]
         return fast.rnn_backward_fast(dh, cache, input_gradient=False)[2:]

@@ -195,17 +195,27 @@ def numpy_steps(kind: str, problem: dict, threads: int = 1, pool=None) -> dict:
         fast_layer_gradients(x, h0, dh, *weights, workspace=ws)
 
     steps = {"clear": clear, "fast": quick}
+    if kind == "lstm":
+        fused_ws = fast.Workspace()
+
+        def fused():
+            fast_layer_gradients(x, h0, dh, *weights, workspace=fused_ws, fused=True)
+
+        steps["fused"] = fused
     if threads > 1 and x.shape[0] >= threads:
-        slice_ws = [fast.Workspace() for _ in range(threads)]
+        for name, use_fused in (("fast_split", False), ("fused_split", True)):
+            if use_fused and kind != "lstm":
+                continue
+            slice_ws = [fast.Workspace() for _ in range(threads)]
 
-        def one_slice(i, x_i, h0_i, dh_i):
-            return fast_layer_gradients(x_i, h0_i, dh_i, *weights, workspace=slice_ws[i])
+            def one_slice(i, x_i, h0_i, dh_i, slice_ws=slice_ws, use_fused=use_fused):
+                return fast_layer_gradients(x_i, h0_i, dh_i, *weights, workspace=slice_ws[i], fused=use_fused)
 
-        def split():
-            parts = fast.map_batch_slices(one_slice, (x, h0, dh), threads)
-            return [sum(grads) for grads in zip(*parts)]   # the weight gradients of the whole batch
+            def split(one_slice=one_slice):
+                parts = fast.map_batch_slices(one_slice, (x, h0, dh), threads)
+                return [sum(grads) for grads in zip(*parts)]   # the weight gradients of the whole batch
 
-        steps["fast_split"] = split
+            steps[name] = split
     if pool is not None and x.shape[0] > 1:
         def processes():
             parts = pool.map(fast_layer_gradients, (x, h0, dh), weights)
@@ -304,6 +314,10 @@ def bench_numpy(sizes: list, kinds: list, min_seconds: float, threads: int = 1, 
                 row.update(fast_processes_s=t["fast_processes"],
                            processes_vs_per_step_floor=per_step / t["fast_processes"],
                            processes_vs_hoisted_floor=hoisted / t["fast_processes"])
+            for name in ("fused", "fused_split"):
+                if name in t:
+                    row.update({f"{name}_s": t[name], f"{name}_vs_per_step_floor": per_step / t[name],
+                                f"{name}_vs_hoisted_floor": hoisted / t[name]})
             rows.append(row)
             print(f"  numpy {kind:4s} N={N:<3d} H={H:<3d} T={T:<3d}  clear {t['clear'] * 1e3:8.2f} ms  "
                   f"fast {t['fast'] * 1e3:8.2f} ms  floors {per_step * 1e3:7.2f} / {hoisted * 1e3:7.2f} ms  "
@@ -311,7 +325,10 @@ def bench_numpy(sizes: list, kinds: list, min_seconds: float, threads: int = 1, 
                   + (f"  split {row['fast_split_s'] * 1e3:.2f} ms ({row['split_vs_per_step_floor']:.2f} / "
                      f"{row['split_vs_hoisted_floor']:.2f})" if "fast_split_s" in row else "")
                   + (f"  processes {row['fast_processes_s'] * 1e3:.2f} ms ({row['processes_vs_per_step_floor']:.2f} / "
-                     f"{row['processes_vs_hoisted_floor']:.2f})" if "fast_processes_s" in row else ""), flush=True)
+                     f"{row['processes_vs_hoisted_floor']:.2f})" if "fast_processes_s" in row else "")
+                  + "".join(f"  {name} {row[f'{name}_s'] * 1e3:.2f} ms ({row[f'{name}_vs_per_step_floor']:.2f} / "
+                            f"{row[f'{name}_vs_hoisted_floor']:.2f})" for name in ("fused", "fused_split")
+                            if f"{name}_s" in row), flush=True)
     return rows
 
 
@@ -356,6 +373,9 @@ def bench_keras(sizes: list, kinds: list, min_seconds: float, threads: int = 1, 
                 fns["numpy_split"] = steps["fast_split"]
             if "fast_processes" in steps:
                 fns["numpy_processes"] = steps["fast_processes"]
+            for name in ("fused", "fused_split"):
+                if name in steps:
+                    fns[f"numpy_{name}"] = steps[name]
             t = {name: v["median_s"] for name, v in
                  timed_round_robin(fns, min_repeats=6, min_seconds=min_seconds, block=3, pause=0.05).items()}
             row = {"kind": kind, "N": N, "H": H, "T": T, "D": INPUT_DIM, "numpy_fast_s": t["numpy_fast"],
@@ -365,12 +385,17 @@ def bench_keras(sizes: list, kinds: list, min_seconds: float, threads: int = 1, 
             if "numpy_processes" in t:
                 row.update(numpy_processes_s=t["numpy_processes"],
                            processes_over_keras=t["numpy_processes"] / t["keras"])
+            for name in ("fused", "fused_split"):
+                if f"numpy_{name}" in t:
+                    row.update({f"numpy_{name}_s": t[f"numpy_{name}"],
+                                f"{name}_over_keras": t[f"numpy_{name}"] / t["keras"]})
             rows.append(row)
             print(f"  keras {kind:4s} N={N:<3d} H={H:<3d} T={T:<3d}  numpy {t['numpy_fast'] * 1e3:8.2f} ms  "
                   f"keras {t['keras'] * 1e3:8.2f} ms  ratio {row['numpy_over_keras']:.2f}"
                   + (f"  split {row['split_over_keras']:.2f}" if "split_over_keras" in row else "")
-                  + (f"  processes {row['processes_over_keras']:.2f}" if "processes_over_keras" in row else ""),
-                  flush=True)
+                  + (f"  processes {row['processes_over_keras']:.2f}" if "processes_over_keras" in row else "")
+                  + "".join(f"  {name} {row[f'{name}_over_keras']:.2f}" for name in ("fused", "fused_split")
+                            if f"{name}_over_keras" in row), flush=True)
     return rows
 
 

@@ -36,6 +36,17 @@ def test_numpy_part_runs_and_reports_ratios():
     for row in rows:
         assert row["fast_vs_per_step_floor"] == pytest.approx(row["per_step_floor_s"] / row["fast_s"])
         assert row["fast_s"] > 0 and row["clear_s"] > 0
+        assert ("fused_s" in row) == (row["kind"] == "lstm")   # the fused path exists for the LSTM only
+    lstm_row = rows[1]
+    assert lstm_row["fused_vs_hoisted_floor"] == pytest.approx(lstm_row["hoisted_floor_s"] / lstm_row["fused_s"])
+
+
+def test_the_split_steps_include_the_fused_lstm():
+    steps = bench.numpy_steps("lstm", bench.numpy_problem("lstm", 4, 3, 5), threads=2)
+    assert {"clear", "fast", "fused", "fast_split", "fused_split"} <= set(steps)
+    for step in steps.values():
+        step()
+    assert "fused" not in bench.numpy_steps("gru", bench.numpy_problem("gru", 4, 3, 5), threads=2)
 
 
 def test_committed_results_name_the_machine_and_hold_every_part():

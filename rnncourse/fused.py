@@ -1,0 +1,146 @@
+"""The LSTM's fast path with each step's element-wise work fused into compiled loops (Numba).
+
+`rnncourse.fast` leaves an LSTM training step's matrix products near what the BLAS can do; what
+separates it from the floor of the Benchmarks appendix is the element-wise work between the
+products. NumPy does that work one operation at a time: each call reads its operands from
+memory and writes a whole array back, and the backward pass of one step makes 17 such calls.
+A *fused kernel* is one loop that does a step's whole element-wise arithmetic number by number,
+so each number is read once and the intermediate results never leave the registers.
+
+Here the fused loops are compiled with Numba (`@njit`), and everything else is the fast path's:
+the same layout, the same halved weights, the same cache (`fast.LSTMCache`), the same matrix
+products. Two things stay NumPy on purpose:
+
+* the products (BLAS);
+* the `tanh` calls of the forward pass. NumPy's `tanh` runs on SIMD registers; a compiled scalar
+  loop calls the C library's `tanh` once per number, which measured about 30 times slower.
+  The backward pass has no transcendental function at all: it is one fused loop per step.
+
+So the forward pass fuses the middle of a step (the sigmoid gates' affine map and the
+cell update, four NumPy calls), and the backward pass fuses all of it (17 calls, and the
+masking). The results equal the fast path's to round-off: the same operations, associated in
+another order (`tests/test_fused.py`).
+
+The functions take and return exactly what `lstm.lstm_forward` and `lstm.lstm_backward` do.
+The first call compiles the loops for its dtype (a few seconds; Numba caches the result on
+disk, next to this file, when it can write there). Nothing in the chapters depends on this
+module; the Benchmarks appendix measures it. Import it explicitly: `import rnncourse` does not
+load Numba.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .fast import LSTMCache, _buffer, _check_cache, _gated_backward_start, _lstm_backward_finish, \
+    _lstm_forward_setup, _read_only_view
+from .validation import check_gradient
+
+
+# ------------------------------------------------------------------ the fused loops
+@njit(cache=True, nogil=True, boundscheck=False)
+def _cell_update(a, c_prev, c_out, keep, half):  # pragma: no cover - compiled
+    """One forward step's middle, in place. a (4H, N): the gates after tanh, internal order
+    [o | i | f | g], the sigmoid gates' tanh(a/2); they become 0.5 t + 0.5 here. Then
+    c = f c_prev + i g, or c_prev where the example is padded (keep[k] = 0)."""
+    H, N = c_prev.shape
+    for j in range(H):
+        for k in range(N):
+            o = half * a[j, k] + half
+            i = half * a[H + j, k] + half
+            f = half * a[2 * H + j, k] + half
+            a[j, k] = o
+            a[H + j, k] = i
+            a[2 * H + j, k] = f
+            c = f * c_prev[j, k] + i * a[3 * H + j, k]
+            c_out[j, k] = c if keep[k] else c_prev[j, k]
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _step_backward(t, dh_arriving, dh_next, dc, gates, tanh_c, c_prev, da, dh_t, keep, one):  # pragma: no cover
+    """One backward step's element-wise work. In: the gradient arriving at h_t from the loss
+    (dh_arriving) and from step t + 1 (dh_next), dc = dL/dc_t from step t + 1. Out: da[:, t],
+    the pre-activation gradients, internal order; dh_t, the total gradient at h_t; dc becomes
+    dL/dc_{t-1} = dc_t f_t. At a padded example (keep[k] = 0) da is 0 and dc passes back
+    unchanged; the caller passes dh_t back after its product, as the fast path does.
+
+    Written so that the compiler can run it on SIMD registers (measured on the Benchmarks
+    page's machine, LSTM batch 64, hidden 256: 1.3 ms for 50 steps, against 2.6 to 3.7 ms
+    written otherwise):
+    * da is the whole (4H, T, N) array and t an index, not the slice da[:, t]: a slice with
+      gaps between its rows is compiled for any layout;
+    * masking multiplies by keep (0 or 1: da = 0 * a finite number) instead of branching per
+      example around the arithmetic."""
+    H, N = dh_next.shape
+    for j in range(H):
+        for k in range(N):
+            dh = dh_arriving[j, k] + dh_next[j, k]
+            dh_t[j, k] = dh
+            o = gates[j, k]
+            i = gates[H + j, k]
+            f = gates[2 * H + j, k]
+            g = gates[3 * H + j, k]
+            tc = tanh_c[j, k]
+            w = keep[k]
+            dc_t = dc[j, k] + dh * o * (one - tc * tc)
+            da[j, t, k] = w * (dh * tc * o * (one - o))
+            da[H + j, t, k] = w * (dc_t * g * i * (one - i))
+            da[2 * H + j, t, k] = w * (dc_t * c_prev[j, k] * f * (one - f))
+            da[3 * H + j, t, k] = w * (dc_t * i * (one - g * g))
+            dc[j, k] = dc_t * f if w else dc[j, k]
+
+
+# -------------------------------------------------------------------------- the LSTM
+def lstm_forward_fused(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, workspace=None):
+    """`rnncourse.lstm.lstm_forward`: x (N, T, D), h0, c0 (N, H) -> h, c (N, T, H), cache.
+
+    `workspace` (optional, one per layer): a `fast.Workspace` whose buffers this call reuses.
+    """
+    mask, x_ones, kernel_int, recurrent_int, gates, recurrent_t, states, cells, tanh_c = _lstm_forward_setup(
+        x, h0, c0, kernel, recurrent_kernel, bias, mask, workspace)
+    T, H, N = tanh_c.shape
+    dtype = gates.dtype
+    half = dtype.type(0.5)
+    keep = np.ones((T, N), dtype=dtype) if mask is None else mask.T.astype(dtype)
+    recurrent = np.empty((4 * H, N), dtype=dtype)
+    for t in range(T):
+        a = gates[t]
+        np.matmul(recurrent_t, states[:, t], out=recurrent)
+        a += recurrent
+        np.tanh(a, out=a)
+        _cell_update(a, cells[t], cells[t + 1], keep[t], half)
+        np.tanh(cells[t + 1], out=tanh_c[t])
+        h_t = states[:, t + 1]
+        np.multiply(a[:H], tanh_c[t], out=h_t)
+        if mask is not None:
+            np.copyto(h_t, states[:, t], where=~mask[:, t])
+    cache = LSTMCache(x_ones, kernel_int, recurrent_int, gates, states, cells, tanh_c, mask, workspace)
+    return _read_only_view(states[:, 1:], (2, 1, 0)), _read_only_view(cells[1:], (2, 0, 1)), cache
+
+
+def lstm_backward_fused(dh, cache, dc_last=None, input_gradient=True):
+    """`rnncourse.lstm.lstm_backward`: (dx, dh0, dc0, dkernel, drecurrent_kernel, dbias).
+
+    Takes the cache of `lstm_forward_fused` or of `fast.lstm_forward_fast` (the same).
+    With input_gradient=False, dx is not computed (None).
+    """
+    x_ones, kernel_int, recurrent_int, gates, states, cells, tanh_c, mask, workspace = _check_cache(
+        cache, LSTMCache, "lstm_forward_fused or fast.lstm_forward_fast")
+    T, N, D, H, dtype, dh_fm = _gated_backward_start(dh, x_ones, recurrent_int, workspace, "lstm/dh")
+    dc = np.zeros((H, N), dtype=dtype)
+    if dc_last is not None:
+        check_gradient("dc_last", dc_last, (N, H))
+        dc += dc_last.T
+    keep = np.ones((T, N), dtype=dtype) if mask is None else mask.T.astype(dtype)
+    da_columns = _buffer(workspace, "lstm/da", (4 * H, T, N), dtype)
+    dh_next = np.zeros((H, N), dtype=dtype)
+    dh_t = np.empty((H, N), dtype=dtype)
+    one = dtype.type(1)
+    for t in range(T - 1, -1, -1):
+        _step_backward(t, dh_fm[t], dh_next, dc, gates[t], tanh_c[t], cells[t], da_columns, dh_t, keep[t], one)
+        np.matmul(recurrent_int, da_columns[:, t], out=dh_next)
+        if mask is not None:
+            np.copyto(dh_next, dh_t, where=~mask[:, t])
+    return _lstm_backward_finish(da_columns, x_ones, states, kernel_int, dh_next, dc, input_gradient)
+
