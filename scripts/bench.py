@@ -332,6 +332,27 @@ def bench_numpy(sizes: list, kinds: list, min_seconds: float, threads: int = 1, 
     return rows
 
 
+TARGET = ("lstm", 64, 256, 50)  # the issue's target size: kind, batch, hidden, length
+
+
+def bench_target_repeats(repeats: int, min_seconds: float, threads: int, pool=None, size: tuple = TARGET) -> dict:
+    """The target size measured `repeats` more times, each a full round-robin measurement of its
+    own (steps and floors), so that the efficiencies' spread on this machine can be printed as
+    mean ± sd beside the single measurement of the table."""
+    import statistics
+
+    kind, N, H, T = size
+    runs = [bench_numpy([(N, H, T)], [kind], min_seconds, threads, pool)[0] for _ in range(repeats)]
+    summary = {}
+    for key in runs[0]:
+        if key.endswith("_floor") and key.split("_vs_")[0] in ("fast", "fused", "fused_split", "split", "processes"):
+            values = [r[key] for r in runs]
+            summary[key] = {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                            "min": min(values), "max": max(values)}
+    return {"kind": kind, "N": N, "H": H, "T": T, "threads": threads, "repeats": repeats, "runs": runs,
+            "summary": summary}
+
+
 # ----------------------------------------------------------------------------- Keras
 def keras_step(kind: str, problem: dict):
     """A compiled (tf.function) Keras training step on the same data, weights-only gradients."""
@@ -1034,10 +1055,12 @@ def worker(threads: int, quick: bool, all_lengths: bool, output: Path) -> None:
     try:
         rows = {"numpy": bench_numpy(sizes, ["rnn", "lstm", "gru"], min_seconds, threads, pool),
                 "keras": bench_keras(keras_sizes, ["rnn", "lstm", "gru"], min_seconds, threads, pool)}
+        print(f"-- the target size, {2 if quick else 5} more measurements", flush=True)
+        rows["target_repeats"] = bench_target_repeats(2 if quick else 5, min_seconds, threads, pool)
     finally:
         if pool is not None:
             pool.close()
-    for part in rows.values():
+    for part in (rows["numpy"], rows["keras"]):
         for row in part:
             row["threads"] = threads
     output.write_text(json.dumps(rows))
@@ -1072,7 +1095,7 @@ def main(argv=None) -> int:
         "dtype": "float32", "input_dim": INPUT_DIM, "timing": "median of round-robin repeats after a warm-up",
         "min_seconds_per_measurement": 0.05 if args.quick else 1.0}}
     if "layers" in parts:
-        result["numpy"], result["keras"] = [], []
+        result["numpy"], result["keras"], result["target_repeats"] = [], [], []
         for k, threads in enumerate(thread_counts):
             out = args.output.with_suffix(f".worker{threads}.json")
             command = [sys.executable, __file__, "--worker", str(out), "--threads", str(threads)]
@@ -1082,8 +1105,9 @@ def main(argv=None) -> int:
             out.unlink()
             result["numpy"] += rows["numpy"]
             result["keras"] += rows["keras"]
+            result["target_repeats"].append(rows["target_repeats"])
     else:
-        for key in ("numpy", "keras"):
+        for key in ("numpy", "keras", "target_repeats"):
             result[key] = previous.get(key)
     if "batching" in parts:  # the parts timed with one BLAS thread (batching: each setup says)
         result["batching"] = bench_batching(3.0 if args.quick else 45.0)

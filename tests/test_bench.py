@@ -41,6 +41,15 @@ def test_numpy_part_runs_and_reports_ratios():
     assert lstm_row["fused_vs_hoisted_floor"] == pytest.approx(lstm_row["hoisted_floor_s"] / lstm_row["fused_s"])
 
 
+def test_the_target_size_can_be_measured_again_with_its_spread():
+    result = bench.bench_target_repeats(2, 0.0, threads=1, size=("lstm", 2, 8, 5))
+    assert result["repeats"] == 2 and len(result["runs"]) == 2
+    for key in ("fast_vs_per_step_floor", "fused_vs_per_step_floor", "fused_vs_hoisted_floor"):
+        values = [r[key] for r in result["runs"]]
+        assert result["summary"][key]["mean"] == pytest.approx(sum(values) / 2)
+        assert result["summary"][key]["min"] == min(values)
+
+
 def test_the_split_steps_include_the_fused_lstm():
     steps = bench.numpy_steps("lstm", bench.numpy_problem("lstm", 4, 3, 5), threads=2)
     assert {"clear", "fast", "fused", "fast_split", "fused_split"} <= set(steps)
