@@ -1055,8 +1055,10 @@ def worker(threads: int, quick: bool, all_lengths: bool, output: Path) -> None:
     try:
         rows = {"numpy": bench_numpy(sizes, ["rnn", "lstm", "gru"], min_seconds, threads, pool),
                 "keras": bench_keras(keras_sizes, ["rnn", "lstm", "gru"], min_seconds, threads, pool)}
+        # Each of these measurements runs four times as long as one of the table's, so that its
+        # median spans more of the machine's slow and fast spells.
         print(f"-- the target size, {2 if quick else 5} more measurements", flush=True)
-        rows["target_repeats"] = bench_target_repeats(2 if quick else 5, min_seconds, threads, pool)
+        rows["target_repeats"] = bench_target_repeats(2 if quick else 5, 4 * min_seconds, threads, pool)
     finally:
         if pool is not None:
             pool.close()
