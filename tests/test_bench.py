@@ -68,6 +68,9 @@ def test_committed_results_name_the_machine_and_hold_every_part():
             for T in (50, 200)} <= sizes
     assert any(r["kind"] == "lstm" and r["N"] == 64 and r["H"] == 256 for r in results["keras"])
     assert results["batching"]["comparisons"]
+    target = [r for r in results["numpy"] if (r["kind"], r["N"], r["H"], r["T"]) == ("lstm", 64, 256, 50)]
+    assert all("fused_s" in r for r in target)
+    assert [r["threads"] for r in results["target_repeats"]] == results["threads"]
 
 
 def test_the_first_fast_path_is_timed_beside_the_current_one():
