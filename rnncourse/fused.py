@@ -12,14 +12,17 @@ the same layout, the same halved weights, the same cache (`fast.LSTMCache`), the
 products. Two things stay NumPy on purpose:
 
 * the products (BLAS);
-* the `tanh` calls of the forward pass. NumPy's `tanh` runs on SIMD registers; a compiled scalar
-  loop calls the C library's `tanh` once per number, which measured about 30 times slower.
+* the `tanh` calls of the forward pass. NumPy's `tanh` uses SIMD instructions; a compiled
+  loop calls the C library's `tanh` once per number, which is many times slower (the
+  Benchmarks appendix prints the ratio).
   The backward pass has no transcendental function at all: it is one fused loop per step.
 
-So the forward pass fuses the middle of a step (the sigmoid gates' affine map and the
-cell update, four NumPy calls), and the backward pass fuses all of it (17 calls, and the
-masking). The results equal the fast path's to round-off: the same operations, associated in
-another order (`tests/test_fused.py`).
+So the forward pass fuses the middle of a step (turning the sigmoid gates' tanh(a/2) into
+sigmoid(a) = 0.5 tanh(a/2) + 0.5, and the cell update: five NumPy calls), and the backward
+pass fuses all of it (17 calls without a mask). The loops compute the same operations as the
+fast path's NumPy calls, associated the same way, so the results agree with the fast path's
+to round-off, and bit for bit where the compiler keeps the operations' order
+(`tests/test_fused.py`).
 
 The functions take and return exactly what `lstm.lstm_forward` and `lstm.lstm_backward` do.
 The first call compiles the loops for its dtype (a few seconds; Numba caches the result on
@@ -65,13 +68,14 @@ def _step_backward(t, dh_arriving, dh_next, dc, gates, tanh_c, c_prev, da, dh_t,
     dL/dc_{t-1} = dc_t f_t. At a padded example (keep[k] = 0) da is 0 and dc passes back
     unchanged; the caller passes dh_t back after its product, as the fast path does.
 
-    Written so that the compiler can run it on SIMD registers (measured on the Benchmarks
-    page's machine, LSTM batch 64, hidden 256: 1.3 ms for 50 steps, against 2.6 to 3.7 ms
-    written otherwise):
-    * da is the whole (4H, T, N) array and t an index, not the slice da[:, t]: a slice with
-      gaps between its rows is compiled for any layout;
-    * masking multiplies by keep (0 or 1: da = 0 * a finite number) instead of branching per
-      example around the arithmetic."""
+    Written so that the compiler can use SIMD instructions (the Benchmarks appendix measures
+    what each choice is worth):
+    * da is the whole (4H, T, N) array and t an index, not the slice da[:, t]. Numba compiles
+      one version of a function per argument type, and an array's type records whether it is
+      known to be contiguous; a slice with gaps between its rows is not, and the loop compiled
+      for "any layout" cannot use SIMD instructions;
+    * keep is a contiguous row of 0s and 1s that multiplies the gradients (a padded example
+      keeps its old dc by a select), instead of a branch around the arithmetic."""
     H, N = dh_next.shape
     for j in range(H):
         for k in range(N):
@@ -83,11 +87,16 @@ def _step_backward(t, dh_arriving, dh_next, dc, gates, tanh_c, c_prev, da, dh_t,
             g = gates[3 * H + j, k]
             tc = tanh_c[j, k]
             w = keep[k]
-            dc_t = dc[j, k] + dh * o * (one - tc * tc)
-            da[j, t, k] = w * (dh * tc * o * (one - o))
-            da[H + j, t, k] = w * (dc_t * g * i * (one - i))
-            da[2 * H + j, t, k] = w * (dc_t * c_prev[j, k] * f * (one - f))
-            da[3 * H + j, t, k] = w * (dc_t * i * (one - g * g))
+            # The products are associated as the fast path's NumPy calls associate them (the
+            # bounded local factors first, the incoming gradient last), so the two agree bit for
+            # bit wherever the compiler keeps IEEE order. keep (0 or 1) multiplies the first,
+            # bounded factor: times 1 it changes nothing, times 0 it gives 0 unless a later
+            # factor has overflowed to inf.
+            dc_t = dc[j, k] + (one - tc * tc) * o * dh
+            da[j, t, k] = (one - o) * o * w * tc * dh
+            da[H + j, t, k] = (one - i) * i * w * g * dc_t
+            da[2 * H + j, t, k] = (one - f) * f * w * c_prev[j, k] * dc_t
+            da[3 * H + j, t, k] = (one - g * g) * w * i * dc_t
             dc[j, k] = dc_t * f if w else dc[j, k]
 
 
@@ -102,7 +111,7 @@ def lstm_forward_fused(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, wor
     T, H, N = tanh_c.shape
     dtype = gates.dtype
     half = dtype.type(0.5)
-    keep = np.ones((T, N), dtype=dtype) if mask is None else mask.T.astype(dtype)
+    keep = np.ones((T, N), dtype=dtype) if mask is None else np.ascontiguousarray(mask.T, dtype=dtype)
     recurrent = np.empty((4 * H, N), dtype=dtype)
     for t in range(T):
         a = gates[t]
@@ -132,7 +141,7 @@ def lstm_backward_fused(dh, cache, dc_last=None, input_gradient=True):
     if dc_last is not None:
         check_gradient("dc_last", dc_last, (N, H))
         dc += dc_last.T
-    keep = np.ones((T, N), dtype=dtype) if mask is None else mask.T.astype(dtype)
+    keep = np.ones((T, N), dtype=dtype) if mask is None else np.ascontiguousarray(mask.T, dtype=dtype)
     da_columns = _buffer(workspace, "lstm/da", (4 * H, T, N), dtype)
     dh_next = np.zeros((H, N), dtype=dtype)
     dh_t = np.empty((H, N), dtype=dtype)

@@ -948,6 +948,130 @@ print(json.dumps(out))
 """
 
 
+def bench_fusion_choices(min_seconds: float = 1.0) -> dict:
+    """The measurements behind the fused LSTM's design (`rnncourse.fused`), float32, one BLAS
+    thread, at the target size (batch 64, hidden 256, 50 steps):
+    * `tanh`: NumPy's `np.tanh` over one step's gate block (4H, N) against a Numba loop that
+      calls `math.tanh` once per number;
+    * the backward loop over 50 steps as `rnncourse.fused` writes it (into the whole (4H, T, N)
+      gradient array, the step an index; the mask a multiplication by 0 or 1), against the
+      same loop writing into the step's slice da[:, t], and against a branch per example;
+    * the fast path's element-wise backward work for the same 50 steps, for scale."""
+    import math
+
+    import numpy as np
+    from numba import njit
+    from threadpoolctl import threadpool_limits
+
+    from rnncourse import fused
+
+    @njit(nogil=True, boundscheck=False)
+    def tanh_loop(a):
+        for j in range(a.shape[0]):
+            for k in range(a.shape[1]):
+                a[j, k] = math.tanh(a[j, k])
+
+    @njit(nogil=True, boundscheck=False)
+    def step_into_slice(dh_arriving, dh_next, dc, gates, tanh_c, c_prev, da_t, dh_t, keep, one):
+        H, N = dh_next.shape
+        for j in range(H):
+            for k in range(N):
+                dh = dh_arriving[j, k] + dh_next[j, k]
+                dh_t[j, k] = dh
+                o, i, f, g = gates[j, k], gates[H + j, k], gates[2 * H + j, k], gates[3 * H + j, k]
+                tc = tanh_c[j, k]
+                w = keep[k]
+                dc_t = dc[j, k] + (one - tc * tc) * o * dh
+                da_t[j, k] = (one - o) * o * w * tc * dh
+                da_t[H + j, k] = (one - i) * i * w * g * dc_t
+                da_t[2 * H + j, k] = (one - f) * f * w * c_prev[j, k] * dc_t
+                da_t[3 * H + j, k] = (one - g * g) * w * i * dc_t
+                dc[j, k] = dc_t * f if w else dc[j, k]
+
+    @njit(nogil=True, boundscheck=False)
+    def step_with_branch(t, dh_arriving, dh_next, dc, gates, tanh_c, c_prev, da, dh_t, padded, one):
+        H, N = dh_next.shape
+        for j in range(H):
+            for k in range(N):
+                dh = dh_arriving[j, k] + dh_next[j, k]
+                dh_t[j, k] = dh
+                if padded[k]:
+                    for gate in range(4):
+                        da[gate * H + j, t, k] = 0
+                    continue
+                o, i, f, g = gates[j, k], gates[H + j, k], gates[2 * H + j, k], gates[3 * H + j, k]
+                tc = tanh_c[j, k]
+                dc_t = dc[j, k] + (one - tc * tc) * o * dh
+                da[j, t, k] = (one - o) * o * tc * dh
+                da[H + j, t, k] = (one - i) * i * g * dc_t
+                da[2 * H + j, t, k] = (one - f) * f * c_prev[j, k] * dc_t
+                da[3 * H + j, t, k] = (one - g * g) * i * dc_t
+                dc[j, k] = dc_t * f
+
+    _, N, H, T = TARGET
+    rng = np.random.default_rng(3)
+    f32, one = np.float32, np.float32(1)
+
+    def r(*shape):
+        return rng.random(shape, dtype=f32)
+
+    block = r(4 * H, N)
+    gates, tanh_c, cells, dh_fm = r(T, 4 * H, N), r(T, H, N), r(T + 1, H, N), r(T, H, N)
+    da, dc, dh_next, dh_t = np.empty((4 * H, T, N), f32), r(H, N), r(H, N), np.empty((H, N), f32)
+    keep, padded = np.ones((T, N), f32), np.zeros((T, N), bool)
+
+    def whole_array():
+        for t in range(T - 1, -1, -1):
+            fused._step_backward(t, dh_fm[t], dh_next, dc, gates[t], tanh_c[t], cells[t], da, dh_t, keep[t], one)
+
+    def into_slice():
+        for t in range(T - 1, -1, -1):
+            step_into_slice(dh_fm[t], dh_next, dc, gates[t], tanh_c[t], cells[t], da[:, t], dh_t, keep[t], one)
+
+    def with_branch():
+        for t in range(T - 1, -1, -1):
+            step_with_branch(t, dh_fm[t], dh_next, dc, gates[t], tanh_c[t], cells[t], da, dh_t, padded[t], one)
+
+    local = np.empty((4 * H, N), f32)
+    through_h = np.empty((H, N), f32)
+
+    def numpy_calls():  # the fast path's element-wise backward work, call for call
+        blocks = local.reshape(4, H, N)
+        for t in range(T - 1, -1, -1):
+            np.add(dh_fm[t], dh_next, out=dh_t)
+            np.multiply(tanh_c[t], tanh_c[t], out=through_h)
+            np.subtract(1.0, through_h, out=through_h)
+            np.multiply(through_h, gates[t, :H], out=through_h)
+            np.multiply(through_h, dh_t, out=through_h)
+            dc[...] += through_h
+            np.subtract(1.0, gates[t, :3 * H], out=local[:3 * H])
+            local[:3 * H] *= gates[t, :3 * H]
+            blocks[0] *= tanh_c[t]
+            blocks[1] *= gates[t, 3 * H:]
+            blocks[2] *= cells[t]
+            np.multiply(gates[t, 3 * H:], gates[t, 3 * H:], out=blocks[3])
+            np.subtract(1.0, blocks[3], out=blocks[3])
+            blocks[3] *= gates[t, H:2 * H]
+            np.multiply(blocks[0], dh_t, out=da[:H, t])
+            np.multiply(blocks[1:], dc, out=da[H:, t].reshape(3, H, N))
+            dc[...] *= gates[t, 2 * H:3 * H]
+
+    with threadpool_limits(1):
+        fns = {"tanh_numpy": lambda: np.tanh(block, out=block), "tanh_loop": lambda: tanh_loop(block),
+               "backward_whole_array": whole_array, "backward_into_slice": into_slice,
+               "backward_with_branch": with_branch, "backward_numpy_calls": numpy_calls}
+        for fn in fns.values():
+            fn()  # compiles the Numba loops
+        block[...] = r(4 * H, N)
+        t = {name: v["median_s"] for name, v in
+             timed_round_robin(fns, min_repeats=20, min_seconds=min_seconds, block=3, untimed_first=True).items()}
+    return {"N": N, "H": H, "T": T, "dtype": "float32", "median_s": t,
+            "tanh_loop_over_numpy": t["tanh_loop"] / t["tanh_numpy"],
+            "slice_over_whole_array": t["backward_into_slice"] / t["backward_whole_array"],
+            "branch_over_whole_array": t["backward_with_branch"] / t["backward_whole_array"],
+            "numpy_calls_over_whole_array": t["backward_numpy_calls"] / t["backward_whole_array"]}
+
+
 def bench_blas_kernels(threads: int) -> dict:
     """float32 GEMM speed (GFLOP/s) with the kernel OpenBLAS chooses, and with the ones this CPU
     could also run: OpenBLAS picks its kernel from the CPU's family and model number, and a CPU
@@ -1077,7 +1201,7 @@ def main(argv=None) -> int:
     parser.add_argument("--course", action="store_true", help="also time every notebook, the book, grading")
     parser.add_argument("--course-from-junit", type=Path, default=None,
                         help="take the notebook times from this nbval JUnit XML file instead of executing them")
-    parser.add_argument("--only", choices=["layers", "batching", "course"], action="append",
+    parser.add_argument("--only", choices=["layers", "batching", "fusion", "course"], action="append",
                         help="run only these parts (repeatable); the others keep their previous results")
     parser.add_argument("--output", type=Path, default=OUT)
     parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
@@ -1091,7 +1215,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT))
 
     previous = json.loads(args.output.read_text()) if args.output.exists() and not args.quick else {}
-    parts = set(args.only or ["layers", "batching"]) | ({"course"} if args.course else set())
+    parts = set(args.only or ["layers", "batching", "fusion"]) | ({"course"} if args.course else set())
     started = time.perf_counter()
     result = {"machine": machine_info(), "threads": thread_counts, "settings": {
         "dtype": "float32", "input_dim": INPUT_DIM, "timing": "median of round-robin repeats after a warm-up",
@@ -1119,6 +1243,7 @@ def main(argv=None) -> int:
     else:
         for key in ("batching", "hot_spots", "since_first_fast_path", "blas_kernels"):
             result[key] = previous.get(key)
+    result["fusion"] = bench_fusion_choices(0.2 if args.quick else 3.0) if "fusion" in parts else previous.get("fusion")
     result["course"] = bench_course(args.course_from_junit) if "course" in parts else previous.get("course")
     # When and on what code each part was measured: the parts run now, and those kept from the
     # previous file as they were recorded then.

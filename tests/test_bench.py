@@ -50,6 +50,14 @@ def test_the_target_size_can_be_measured_again_with_its_spread():
         assert result["summary"][key]["min"] == min(values)
 
 
+def test_the_fused_loops_design_choices_are_measured():
+    result = bench.bench_fusion_choices(min_seconds=0.0)
+    assert set(result["median_s"]) == {"tanh_numpy", "tanh_loop", "backward_whole_array", "backward_into_slice",
+                                       "backward_with_branch", "backward_numpy_calls"}
+    assert result["tanh_loop_over_numpy"] == pytest.approx(result["median_s"]["tanh_loop"]
+                                                           / result["median_s"]["tanh_numpy"])
+
+
 def test_the_split_steps_include_the_fused_lstm():
     steps = bench.numpy_steps("lstm", bench.numpy_problem("lstm", 4, 3, 5), threads=2)
     assert {"clear", "fast", "fused", "fast_split", "fused_split"} <= set(steps)
@@ -71,6 +79,7 @@ def test_committed_results_name_the_machine_and_hold_every_part():
     target = [r for r in results["numpy"] if (r["kind"], r["N"], r["H"], r["T"]) == ("lstm", 64, 256, 50)]
     assert all("fused_s" in r for r in target)
     assert [r["threads"] for r in results["target_repeats"]] == results["threads"]
+    assert results["fusion"]["median_s"]["backward_whole_array"] > 0
 
 
 def test_the_first_fast_path_is_timed_beside_the_current_one():

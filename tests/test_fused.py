@@ -55,6 +55,54 @@ def test_fused_gradients_match_central_differences(masked):
     assert max(errors.values()) < 1e-7, errors
 
 
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_equals_fast_bit_for_bit(masked, dtype):
+    """The loops compute the fast path's operations, associated the same way; the compiler keeps
+    IEEE order (no fast-math), so the results are identical. Large enough that every transpose
+    is done in several blocks of rows."""
+    rng = np.random.default_rng(26 + masked)
+    N, T, D, H = 37, 9, 5, 18
+    args = make("lstm", rng, N, T, D, H, dtype)
+    mask = random_mask(rng, N, T) if masked else None
+    dh = rng.standard_normal((N, T, H)).astype(dtype)
+    dc_last = rng.standard_normal((N, H)).astype(dtype)
+    fast_states, fast_grads = run(FAST["lstm"], "lstm", args, mask, dh, dc_last)
+    fused_states, fused_grads = run(FUSED, "lstm", args, mask, dh, dc_last)
+    for a, b in zip(fast_states + fast_grads, fused_states + fused_grads):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fused_takes_a_float32_cache_with_a_float64_gradient():
+    rng = np.random.default_rng(27)
+    args = make("lstm", rng, 6, 5, 3, 4, np.float32)
+    mask = random_mask(rng, 6, 5)
+    dh = rng.standard_normal((6, 5, 4))                     # float64
+    fast_grads = fast.lstm_backward_fast(dh, fast.lstm_forward_fast(**args, mask=mask)[-1])
+    fused_grads = fused.lstm_backward_fused(dh, fused.lstm_forward_fused(**args, mask=mask)[-1])
+    for a, b in zip(fast_grads, fused_grads):
+        assert b.dtype == a.dtype == np.float64
+        # not bit for bit: NumPy rounds some products of two float32 arrays to float32 before
+        # writing them into a float64 array; the loop keeps them in float64
+        assert max_rel(b, a) < 1e-6
+
+
+def test_the_fused_step_split_over_threads_equals_the_whole_batch():
+    from rnncourse.processes import fast_layer_gradients
+
+    rng = np.random.default_rng(28)
+    args = make("lstm", rng, 8, 6, 3, 5)
+    dh = rng.standard_normal((8, 6, 5))
+    weights = ("lstm", args["kernel"], args["recurrent_kernel"], args["bias"])
+    whole = fast_layer_gradients(args["x"], args["h0"], dh, *weights, workspace=fast.Workspace(), fused=True)
+    spaces = [fast.Workspace(), fast.Workspace()]
+    parts = fast.map_batch_slices(
+        lambda i, x, h0, g: fast_layer_gradients(x, h0, g, *weights, workspace=spaces[i], fused=True),
+        (args["x"], args["h0"], dh), 2)
+    for total, pieces in zip(whole, zip(*parts)):
+        assert max_rel(sum(pieces), total) < TOL64
+
+
 def test_the_fused_and_fast_passes_share_their_cache():
     """Either backward pass takes either forward pass's cache, with the same results."""
     rng = np.random.default_rng(22)
