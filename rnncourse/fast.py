@@ -495,13 +495,8 @@ def lstm_backward_fast(dh, cache, dc_last=None, input_gradient=True):
 
     With input_gradient=False, dx is not computed (None).
     """
-    x_ones, kernel_int, recurrent_int, gates, states, cells, tanh_c, mask, workspace = _check_cache(
-        cache, LSTMCache, "lstm_forward_fast")
-    T, N, D, H, dtype, dh_fm = _gated_backward_start(dh, x_ones, recurrent_int, workspace, "lstm/dh")
-    dc = np.zeros((H, N), dtype=dtype)
-    if dc_last is not None:
-        check_gradient("dc_last", dc_last, (N, H))
-        dc += dc_last.T
+    cache, T, N, H, dtype, dh_fm, dc = _lstm_backward_start(dh, cache, dc_last, "lstm_forward_fast")
+    x_ones, kernel_int, recurrent_int, gates, states, cells, tanh_c, mask, workspace = cache
     o, i, f, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
     # Per step, from the two gradients arriving at it (into h_t and into c_t) to the gradients
     # of the four pre-activations, every block contiguous:
@@ -548,6 +543,19 @@ def lstm_backward_fast(dh, cache, dc_last=None, input_gradient=True):
             np.copyto(dh_next, dh_t, where=padded)
             np.copyto(dc, arrived_c, where=padded)
     return _lstm_backward_finish(da_columns, x_ones, states, kernel_int, dh_next, dc, input_gradient)
+
+
+def _lstm_backward_start(dh, cache, dc_last, made_by: str):
+    """What every LSTM backward pass on an `LSTMCache` starts with: the cache checked, dh checked
+    and laid out feature-major (T, H, N), and dc, the gradient arriving at the last cell state
+    (dc_last, or zeros), as (H, N). Returns (cache, T, N, H, dtype, dh_fm, dc)."""
+    cache = _check_cache(cache, LSTMCache, made_by)
+    T, N, _, H, dtype, dh_fm = _gated_backward_start(dh, cache.x, cache.recurrent_kernel, cache.workspace, "lstm/dh")
+    dc = np.zeros((H, N), dtype=dtype)
+    if dc_last is not None:
+        check_gradient("dc_last", dc_last, (N, H))
+        dc += dc_last.T
+    return cache, T, N, H, dtype, dh_fm, dc
 
 
 def _lstm_backward_finish(da_columns, x_ones, states, kernel_int, dh0, dc0, input_gradient):

@@ -25,8 +25,8 @@ to round-off, and bit for bit where the compiler keeps the operations' order
 (`tests/test_fused.py`).
 
 The functions take and return exactly what `lstm.lstm_forward` and `lstm.lstm_backward` do.
-The first call compiles the loops for its dtype (a few seconds; Numba caches the result on
-disk, next to this file, when it can write there). Nothing in the chapters depends on this
+The first call compiles the loops for its dtypes; Numba caches the compiled code on disk, next
+to this file when it can write there, so later runs skip the compilation. Nothing in the chapters depends on this
 module; the Benchmarks appendix measures it. Import it explicitly: `import rnncourse` does not
 load Numba.
 """
@@ -36,9 +36,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .fast import LSTMCache, _buffer, _check_cache, _gated_backward_start, _lstm_backward_finish, \
-    _lstm_forward_setup, _read_only_view
-from .validation import check_gradient
+from .fast import LSTMCache, _buffer, _lstm_backward_finish, _lstm_backward_start, _lstm_forward_setup, \
+    _read_only_view
 
 
 # ------------------------------------------------------------------ the fused loops
@@ -134,13 +133,9 @@ def lstm_backward_fused(dh, cache, dc_last=None, input_gradient=True):
     Takes the cache of `lstm_forward_fused` or of `fast.lstm_forward_fast` (the same).
     With input_gradient=False, dx is not computed (None).
     """
-    x_ones, kernel_int, recurrent_int, gates, states, cells, tanh_c, mask, workspace = _check_cache(
-        cache, LSTMCache, "lstm_forward_fused or fast.lstm_forward_fast")
-    T, N, D, H, dtype, dh_fm = _gated_backward_start(dh, x_ones, recurrent_int, workspace, "lstm/dh")
-    dc = np.zeros((H, N), dtype=dtype)
-    if dc_last is not None:
-        check_gradient("dc_last", dc_last, (N, H))
-        dc += dc_last.T
+    cache, T, N, H, dtype, dh_fm, dc = _lstm_backward_start(dh, cache, dc_last,
+                                                            "lstm_forward_fused or fast.lstm_forward_fast")
+    x_ones, kernel_int, recurrent_int, gates, states, cells, tanh_c, mask, workspace = cache
     keep = np.ones((T, N), dtype=dtype) if mask is None else np.ascontiguousarray(mask.T, dtype=dtype)
     da_columns = _buffer(workspace, "lstm/da", (4 * H, T, N), dtype)
     dh_next = np.zeros((H, N), dtype=dtype)
