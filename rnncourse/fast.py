@@ -113,7 +113,7 @@ def _transpose_into(out: np.ndarray, a: np.ndarray, rows: int = 16) -> None:
     """out[...] = a.T for 2-D arrays, a few rows of `a` at a time. Copied whole, a transpose
     reads one array along its rows and writes the other down its columns, a cache line per
     number; a block of 16 rows of `a` turns into 16 columns of `out` whose cache lines stay in
-    the first-level cache until they are full (measured: 0.15 against 0.58 ms for a (256, 1024) float32 array)."""
+    the first-level cache until they are full. The same numbers either way."""
     for lo in range(0, a.shape[0], rows):
         np.copyto(out[:, lo:lo + rows], a[lo:lo + rows].T)
 

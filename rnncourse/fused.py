@@ -100,6 +100,11 @@ def _step_backward(t, dh_arriving, dh_next, dc, gates, tanh_c, c_prev, da, dh_t,
 
 
 # -------------------------------------------------------------------------- the LSTM
+def _keep_rows(mask, T: int, N: int, dtype) -> np.ndarray:
+    """(T, N) rows of 1s (a real step) and 0s (padding), contiguous per step, in the loops' dtype."""
+    return np.ones((T, N), dtype=dtype) if mask is None else np.ascontiguousarray(mask.T, dtype=dtype)
+
+
 def lstm_forward_fused(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, workspace=None):
     """`rnncourse.lstm.lstm_forward`: x (N, T, D), h0, c0 (N, H) -> h, c (N, T, H), cache.
 
@@ -110,7 +115,7 @@ def lstm_forward_fused(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, wor
     T, H, N = tanh_c.shape
     dtype = gates.dtype
     half = dtype.type(0.5)
-    keep = np.ones((T, N), dtype=dtype) if mask is None else np.ascontiguousarray(mask.T, dtype=dtype)
+    keep = _keep_rows(mask, T, N, dtype)
     recurrent = np.empty((4 * H, N), dtype=dtype)
     for t in range(T):
         a = gates[t]
@@ -136,7 +141,7 @@ def lstm_backward_fused(dh, cache, dc_last=None, input_gradient=True):
     cache, T, N, H, dtype, dh_fm, dc = _lstm_backward_start(dh, cache, dc_last,
                                                             "lstm_forward_fused or fast.lstm_forward_fast")
     x_ones, kernel_int, recurrent_int, gates, states, cells, tanh_c, mask, workspace = cache
-    keep = np.ones((T, N), dtype=dtype) if mask is None else np.ascontiguousarray(mask.T, dtype=dtype)
+    keep = _keep_rows(mask, T, N, dtype)
     da_columns = _buffer(workspace, "lstm/da", (4 * H, T, N), dtype)
     dh_next = np.zeros((H, N), dtype=dtype)
     dh_t = np.empty((H, N), dtype=dtype)

@@ -1035,7 +1035,7 @@ def bench_fusion_choices(min_seconds: float = 1.0) -> dict:
     local = np.empty((4 * H, N), f32)
     through_h = np.empty((H, N), f32)
 
-    def numpy_calls():  # the fast path's element-wise backward work, call for call
+    def numpy_calls():  # the element-wise calls of fast.lstm_backward_fast's loop (no mask), call for call
         blocks = local.reshape(4, H, N)
         for t in range(T - 1, -1, -1):
             np.add(dh_fm[t], dh_next, out=dh_t)
