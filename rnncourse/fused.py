@@ -9,19 +9,25 @@ so each number is read once and the intermediate results never leave the registe
 
 Here the fused loops are compiled with Numba (`@njit`), and everything else is the fast path's:
 the same layout, the same halved weights, the same cache (`fast.LSTMCache`), the same matrix
-products. Two things stay NumPy on purpose:
+products, which stay BLAS calls.
 
-* the products (BLAS);
-* the `tanh` calls of the forward pass. NumPy's `tanh` uses SIMD instructions; a compiled
-  loop calls the C library's `tanh` once per number, which is many times slower (the
-  Benchmarks appendix prints the ratio).
-  The backward pass has no transcendental function at all: it is one fused loop per step.
+The forward pass has two transcendental functions per number, the gates' and the cell's tanh
+(the sigmoid gates are computed as sigmoid(a) = 0.5 tanh(a/2) + 0.5). A compiled loop that
+calls the C library's `tanh` number by number is many times slower than NumPy's `tanh`, where
+NumPy has a SIMD version of it; on CPUs where it has none, NumPy's is slow too (the Benchmarks
+appendix measures both). So:
 
-So the forward pass fuses the middle of a step (turning the sigmoid gates' tanh(a/2) into
-sigmoid(a) = 0.5 tanh(a/2) + 0.5, and the cell update: five NumPy calls), and the backward
-pass fuses all of it (17 calls without a mask). The loops compute the same operations as the
-fast path's NumPy calls, associated the same way, so the results agree with the fast path's
-to round-off, and bit for bit where the compiler keeps the operations' order
+* in float32, one loop per step does all of a step's work after its product (five
+  activations and the cell update), with tanh as a rational function of pure arithmetic
+  (`_tanh32`), which the compiler vectorises. It agrees with NumPy's float32 tanh to 3e-7, so
+  the fused forward pass agrees with the fast path's to float32 round-off, not bit for bit;
+* in float64, NumPy keeps the two tanh calls, and one loop does the middle of a step (the
+  sigmoid from tanh(a/2) and the cell update: five NumPy calls).
+
+The backward pass has no transcendental function at all: it is one fused loop per step (17
+NumPy calls without a mask). It computes the same operations as the fast path's NumPy calls,
+associated the same way, so from the same cache the two backward passes agree bit for bit
+where the compiler keeps the operations' order, and so do the float64 forward passes
 (`tests/test_fused.py`).
 
 The functions take and return exactly what `lstm.lstm_forward` and `lstm.lstm_backward` do.
@@ -38,6 +44,44 @@ from numba import njit
 
 from .fast import LSTMCache, _buffer, _lstm_backward_finish, _lstm_backward_start, _lstm_forward_setup, \
     _read_only_view
+
+
+# ------------------------------------------------------------ tanh as a rational function
+# float32's tanh as the ratio of two polynomials, an odd one of degree 13 over an even one of
+# degree 6, on the input clamped to +-7.9053 (beyond which tanh rounds to +-1 in float32).
+# The coefficients are a published minimax fit, the one the Eigen library uses for its fast
+# float tanh. It is pure arithmetic, so the compiler can turn a loop of it into SIMD
+# instructions; NumPy's float32 tanh is SIMD only on some CPUs (the Benchmarks appendix
+# measures both). Accurate to float32's precision only: float64 keeps NumPy's tanh.
+_CLAMP = np.float32(7.90531110763549805)
+_P = tuple(np.float32(c) for c in (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11,
+                                   5.12229709037114e-08, 1.48572235717979e-05, 6.37261928875436e-04,
+                                   4.89352455891786e-03))
+_Q = tuple(np.float32(c) for c in (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03,
+                                   4.89352518554385e-03))
+_P13, _P11, _P9, _P7, _P5, _P3, _P1 = _P
+_Q6, _Q4, _Q2, _Q0 = _Q
+_HALF32 = np.float32(0.5)
+
+
+@njit(inline="always")
+def _tanh32(x):  # pragma: no cover - compiled
+    """tanh(x) for a float32 x, within 3e-7 of the exact value (tests/test_fused.py); NaN stays NaN."""
+    # Selects, not min/max, so that the loop vectorises; written so that NaN fails both
+    # comparisons and passes through.
+    v = _CLAMP if x > _CLAMP else x
+    v = -_CLAMP if v < -_CLAMP else v
+    v2 = v * v
+    p = ((((((_P13 * v2 + _P11) * v2 + _P9) * v2 + _P7) * v2 + _P5) * v2 + _P3) * v2 + _P1) * v
+    q = ((_Q6 * v2 + _Q4) * v2 + _Q2) * v2 + _Q0
+    return p / q
+
+
+@njit(nogil=True, boundscheck=False, error_model="numpy", fastmath={"contract"})
+def tanh32(x, out):  # pragma: no cover - compiled
+    """`_tanh32` over a 1-D float32 array, into out: for the tests and the Benchmarks appendix."""
+    for i in range(x.shape[0]):
+        out[i] = _tanh32(x[i])
 
 
 # ------------------------------------------------------------------ the fused loops
@@ -57,6 +101,34 @@ def _cell_update(a, c_prev, c_out, keep, half):  # pragma: no cover - compiled
             a[2 * H + j, k] = f
             c = f * c_prev[j, k] + i * a[3 * H + j, k]
             c_out[j, k] = c if keep[k] else c_prev[j, k]
+
+
+@njit(cache=True, nogil=True, boundscheck=False, error_model="numpy", fastmath={"contract"})
+def _step_forward32(t, recurrent, gates, cells, tanh_c, keep):  # pragma: no cover - compiled
+    """One float32 forward step after its product, all in one loop: a = gates[t] + recurrent,
+    its four activations (tanh32, the sigmoid gates as 0.5 tanh(a/2) + 0.5 with their weights
+    already halved), the cell update c = f c_prev + i g (c_prev where the example is padded,
+    keep[k] = 0) and tanh(c). gates[t] and cells[t + 1] and tanh_c[t] are written in place;
+    the caller forms h = o tanh(c). The whole arrays and t are passed, not slices, as in
+    `_step_backward`. error_model="numpy" lets p / q divide without Python's zero check,
+    which would stop the loop from vectorising; fastmath={"contract"} allows fused
+    multiply-adds, so the products are not associated as the fast path's are."""
+    H, N = cells.shape[1], cells.shape[2]
+    for j in range(H):
+        for k in range(N):
+            o = _HALF32 * _tanh32(gates[t, j, k] + recurrent[j, k]) + _HALF32
+            i = _HALF32 * _tanh32(gates[t, H + j, k] + recurrent[H + j, k]) + _HALF32
+            f = _HALF32 * _tanh32(gates[t, 2 * H + j, k] + recurrent[2 * H + j, k]) + _HALF32
+            g = _tanh32(gates[t, 3 * H + j, k] + recurrent[3 * H + j, k])
+            gates[t, j, k] = o
+            gates[t, H + j, k] = i
+            gates[t, 2 * H + j, k] = f
+            gates[t, 3 * H + j, k] = g
+            c_prev = cells[t, j, k]
+            c = f * c_prev + i * g
+            c = c if keep[k] else c_prev
+            cells[t + 1, j, k] = c
+            tanh_c[t, j, k] = _tanh32(c)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -120,11 +192,17 @@ def lstm_forward_fused(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, wor
     for t in range(T):
         a = gates[t]
         np.matmul(recurrent_t, states[:, t], out=recurrent)
-        a += recurrent
-        np.tanh(a, out=a)
-        _cell_update(a, cells[t], cells[t + 1], keep[t], half)
-        np.tanh(cells[t + 1], out=tanh_c[t])
+        if dtype == np.float32:
+            _step_forward32(t, recurrent, gates, cells, tanh_c, keep[t])
+        else:
+            a += recurrent
+            np.tanh(a, out=a)
+            _cell_update(a, cells[t], cells[t + 1], keep[t], half)
+            np.tanh(cells[t + 1], out=tanh_c[t])
         h_t = states[:, t + 1]
+        # Here, not in the loop: h_t and the states it falls back to where the example is
+        # padded lie in one array, and the compiler, unable to rule out that they overlap,
+        # would not vectorise the loop.
         np.multiply(a[:H], tanh_c[t], out=h_t)
         if mask is not None:
             np.copyto(h_t, states[:, t], where=~mask[:, t])

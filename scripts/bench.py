@@ -952,7 +952,11 @@ def bench_fusion_choices(min_seconds: float = 1.0) -> dict:
     """The measurements behind the fused LSTM's design (`rnncourse.fused`), float32, one BLAS
     thread, at the target size (batch 64, hidden 256, 50 steps):
     * `tanh`: NumPy's `np.tanh` over one step's gate block (4H, N) against a Numba loop that
-      calls `math.tanh` once per number;
+      calls `math.tanh` once per number, and against the fused LSTM's rational tanh
+      (`fused.tanh32`);
+    * the forward element-wise work over 50 steps (everything but the products): the fast
+      path's NumPy calls, the float64 fused version (NumPy's tanh around one loop) and the
+      float32 one (one loop with the rational tanh);
     * the backward loop over 50 steps as `rnncourse.fused` writes it (into the whole (4H, T, N)
       gradient array, the step an index; the mask a multiplication by 0 or 1), against the
       same loop writing into the step's slice da[:, t], and against a branch per example;
@@ -1032,6 +1036,41 @@ def bench_fusion_choices(min_seconds: float = 1.0) -> dict:
         for t in range(T - 1, -1, -1):
             step_with_branch(t, dh_fm[t], dh_next, dc, gates[t], tanh_c[t], cells[t], da, dh_t, padded[t], one)
 
+    recurrent, written, half = r(4 * H, N), np.empty((H, N), f32), f32(0.5)
+    # fresh copies for the forward loops, which overwrite their gates and cells
+    gates_in, cells_out, tanh_c_out, states_out = gates.copy(), cells.copy(), tanh_c.copy(), r(H, T + 1, N)
+
+    def forward_numpy_calls():  # the element-wise calls of fast.lstm_forward_fast's loop (no mask)
+        for t in range(T):
+            a = gates_in[t]
+            a += recurrent
+            np.tanh(a, out=a)
+            sig = a[:3 * H]
+            sig *= 0.5
+            sig += 0.5
+            np.multiply(a[2 * H:3 * H], cells_out[t], out=cells_out[t + 1])
+            np.multiply(a[H:2 * H], a[3 * H:], out=written)
+            cells_out[t + 1] += written
+            np.tanh(cells_out[t + 1], out=tanh_c_out[t])
+            np.multiply(a[:H], tanh_c_out[t], out=states_out[:, t + 1])
+
+    def forward_numpy_tanh_and_loop():  # fused.lstm_forward_fused's float64 loop body
+        for t in range(T):
+            a = gates_in[t]
+            a += recurrent
+            np.tanh(a, out=a)
+            fused._cell_update(a, cells_out[t], cells_out[t + 1], keep[t], half)
+            np.tanh(cells_out[t + 1], out=tanh_c_out[t])
+            np.multiply(a[:H], tanh_c_out[t], out=states_out[:, t + 1])
+
+    def forward_one_loop():  # fused.lstm_forward_fused's float32 loop body
+        for t in range(T):
+            fused._step_forward32(t, recurrent, gates_in, cells_out, tanh_c_out, keep[t])
+            np.multiply(gates_in[t, :H], tanh_c_out[t], out=states_out[:, t + 1])
+
+    # Into another array: written in place, the loop would not vectorise (it checks whether its
+    # input and output overlap, and they do).
+    flat_block, flat_out = block.reshape(-1), np.empty(block.size, f32)
     local = np.empty((4 * H, N), f32)
     through_h = np.empty((H, N), f32)
 
@@ -1058,15 +1097,23 @@ def bench_fusion_choices(min_seconds: float = 1.0) -> dict:
 
     with threadpool_limits(1):
         fns = {"tanh_numpy": lambda: np.tanh(block, out=block), "tanh_loop": lambda: tanh_loop(block),
+               "tanh_rational": lambda: fused.tanh32(flat_block, flat_out),
+               "forward_numpy_calls": forward_numpy_calls, "forward_numpy_tanh_and_loop": forward_numpy_tanh_and_loop,
+               "forward_one_loop": forward_one_loop,
                "backward_whole_array": whole_array, "backward_into_slice": into_slice,
                "backward_with_branch": with_branch, "backward_numpy_calls": numpy_calls}
         for fn in fns.values():
             fn()  # compiles the Numba loops
+        # Each tanh call overwrites its input with its output (tanh of tanh of ...): the values
+        # start in [0, 1) and only shrink, so a C library's tanh takes the same branch throughout.
         block[...] = r(4 * H, N)
         t = {name: v["median_s"] for name, v in
              timed_round_robin(fns, min_repeats=20, min_seconds=min_seconds, block=3, untimed_first=True).items()}
     return {"N": N, "H": H, "T": T, "dtype": "float32", "median_s": t,
             "tanh_loop_over_numpy": t["tanh_loop"] / t["tanh_numpy"],
+            "numpy_over_rational_tanh": t["tanh_numpy"] / t["tanh_rational"],
+            "forward_numpy_calls_over_one_loop": t["forward_numpy_calls"] / t["forward_one_loop"],
+            "forward_numpy_tanh_and_loop_over_one_loop": t["forward_numpy_tanh_and_loop"] / t["forward_one_loop"],
             "slice_over_whole_array": t["backward_into_slice"] / t["backward_whole_array"],
             "branch_over_whole_array": t["backward_with_branch"] / t["backward_whole_array"],
             "numpy_calls_over_whole_array": t["backward_numpy_calls"] / t["backward_whole_array"]}

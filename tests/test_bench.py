@@ -52,8 +52,11 @@ def test_the_target_size_can_be_measured_again_with_its_spread():
 
 def test_the_fused_loops_design_choices_are_measured():
     result = bench.bench_fusion_choices(min_seconds=0.0)
-    assert set(result["median_s"]) == {"tanh_numpy", "tanh_loop", "backward_whole_array", "backward_into_slice",
-                                       "backward_with_branch", "backward_numpy_calls"}
+    assert set(result["median_s"]) == {"tanh_numpy", "tanh_loop", "tanh_rational", "forward_numpy_calls",
+                                       "forward_numpy_tanh_and_loop", "forward_one_loop", "backward_whole_array",
+                                       "backward_into_slice", "backward_with_branch", "backward_numpy_calls"}
+    assert result["numpy_over_rational_tanh"] == pytest.approx(result["median_s"]["tanh_numpy"]
+                                                               / result["median_s"]["tanh_rational"])
     assert result["tanh_loop_over_numpy"] == pytest.approx(result["median_s"]["tanh_loop"]
                                                            / result["median_s"]["tanh_numpy"])
 

@@ -58,19 +58,60 @@ def test_fused_gradients_match_central_differences(masked):
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_fused_equals_fast_bit_for_bit(masked, dtype):
-    """The loops compute the fast path's operations, associated the same way; the compiler keeps
-    IEEE order (no fast-math), so the results are identical. Large enough that every transpose
-    is done in several blocks of rows."""
+    """The backward loop computes the fast path's operations, associated the same way; the
+    compiler keeps IEEE order (no fast-math), so from the same cache the results are identical,
+    and so are the whole float64 passes. The float32 forward pass computes tanh differently
+    (`fused._tanh32`): see the next test. Large enough that every transpose is done in several
+    blocks of rows."""
     rng = np.random.default_rng(26 + masked)
     N, T, D, H = 37, 9, 5, 18
     args = make("lstm", rng, N, T, D, H, dtype)
     mask = random_mask(rng, N, T) if masked else None
     dh = rng.standard_normal((N, T, H)).astype(dtype)
     dc_last = rng.standard_normal((N, H)).astype(dtype)
-    fast_states, fast_grads = run(FAST["lstm"], "lstm", args, mask, dh, dc_last)
-    fused_states, fused_grads = run(FUSED, "lstm", args, mask, dh, dc_last)
-    for a, b in zip(fast_states + fast_grads, fused_states + fused_grads):
+    fast_out = fast.lstm_forward_fast(**args, mask=mask)
+    fast_grads = fast.lstm_backward_fast(dh, fast_out[-1], dc_last)
+    for a, b in zip(fast_grads, fused.lstm_backward_fused(dh, fast_out[-1], dc_last)):
         np.testing.assert_array_equal(a, b)
+    if dtype == np.float64:
+        fused_states, fused_grads = run(FUSED, "lstm", args, mask, dh, dc_last)
+        for a, b in zip(list(fast_out[:-1]) + list(fast_grads), fused_states + fused_grads):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_fused_float32_forward_agrees_with_the_fast_path_to_round_off(masked):
+    """In float32 the fused forward pass takes tanh from a rational function, within 3e-7 of
+    NumPy's; over 9 steps the states move by a few float32 units in the last place."""
+    rng = np.random.default_rng(29 + masked)
+    N, T, D, H = 37, 9, 5, 18
+    args = make("lstm", rng, N, T, D, H, np.float32)
+    mask = random_mask(rng, N, T) if masked else None
+    fast_out = fast.lstm_forward_fast(**args, mask=mask)
+    fused_out = fused.lstm_forward_fused(**args, mask=mask)
+    for a, b in zip(fast_out[:-1], fused_out[:-1]):
+        assert b.dtype == np.float32
+        assert np.max(np.abs(a - b)) < 3e-6
+    if mask is not None:   # padded steps still copy the state exactly
+        h, c = fused_out[0], fused_out[1]
+        for n, t in zip(*np.nonzero(~mask[:, 1:])):
+            assert h[n, t + 1].tolist() == h[n, t].tolist() and c[n, t + 1].tolist() == c[n, t].tolist()
+
+
+def test_the_rational_tanh_is_within_3e_7_of_tanh_and_keeps_nan():
+    x = np.concatenate([np.linspace(-10, 10, 400_001, dtype=np.float32),
+                        np.float32([0.0, -0.0, 1e-30, -1e-30, 1e30, -1e30, np.inf, -np.inf, np.nan])])
+    y = np.empty_like(x)
+    fused.tanh32(x, y)
+    exact = np.tanh(x.astype(np.float64))
+    finite = ~np.isnan(x)
+    assert np.max(np.abs(y[finite] - exact[finite])) < 3e-7
+    assert np.all(np.abs(y[finite]) <= 1)
+    y_negated = np.empty_like(x)
+    fused.tanh32(-x, y_negated)
+    assert np.array_equal(y_negated[finite], -y[finite])  # odd, as tanh is
+    assert np.isnan(y[-1])
+    assert np.all(y[x == 0] == 0)
 
 
 def test_fused_takes_a_float32_cache_with_a_float64_gradient():
