@@ -146,3 +146,15 @@ def test_throughput_is_measured_in_blocks_with_the_order_rotated(monkeypatch):
     for name, s in setups.items():
         assert rates[name]["steps_timed"] == 9 and len(rates[name]["per_round"]) == 3
         assert rates[name]["blas_threads"] == s.get("blas_threads", 1)
+
+
+def test_the_second_machines_results_name_it_and_hold_the_layers_and_the_fusion_choices():
+    """The Benchmarks page's fourth round reads a second results file, from a CPU without AVX-512."""
+    results = json.loads((ROOT / "book" / "data" / "benchmarks-avx2.json").read_text())
+    machine = results["machine"]
+    assert "avx2" in machine["cpu"]["flags"] and "avx512f" not in machine["cpu"]["flags"]
+    assert {"layers", "fusion"} <= set(machine["parts_measured"])
+    target = [r for r in results["numpy"] if (r["kind"], r["N"], r["H"], r["T"]) == ("lstm", 64, 256, 50)]
+    assert sorted(r["threads"] for r in target) == [1, 2] and all("fused_s" in r for r in target)
+    assert [r["threads"] for r in results["target_repeats"]] == results["threads"]
+    assert results["fusion"]["median_s"]["tanh_rational"] > 0
