@@ -51,6 +51,9 @@ def rnn_step_forward(x_t, h_prev, kernel, recurrent_kernel, bias, activation="ta
 def rnn_step_backward(dh_next, cache, validate=True):
     """Gradients of one step. dh_next (N, H) -> (dx_t, dh_prev, dkernel, drecurrent_kernel, dbias).
 
+    Here "next" and "prev" are seen from the step: dh_next is the gradient with respect to the
+    state this step outputs (h_next), and dh_prev the gradient it passes to the state it read
+    (h_prev). rnn_backward calls it with the total gradient at h_t.
     validate=False skips the check of dh_next: rnn_backward checks the whole dh once.
     """
     x_t, h_prev, kernel, recurrent_kernel, h_next, act = check_step_cache(cache, "rnn_step_forward", 6)
@@ -96,8 +99,10 @@ def rnn_backward(dh, cache):
     pass returned (zeros where a state was not used). Returns
     (dx, dh0, dkernel, drecurrent_kernel, dbias).
 
-    The gradient flowing into h_t is the sum of two paths: the loss at step t (dh[:, t]) and
-    everything later, through h_{t+1} (dh_next). Walking t from T-1 down to 0 accumulates both.
+    The gradient flowing into h_t is the sum of two paths: the loss terms that read h_t, and
+    everything later, through h_{t+1} (dh_next here: what the later step passed back). The
+    loop walks the array positions t = T-1 down to 0; position t holds step t + 1 of the
+    chapters' numbering (h_1 ... h_T), so dh[:, t] is the loss's gradient at that step.
     """
     step_caches, mask, x_shape, h0_shape = check_cache(cache, "rnn_forward", 4, 6)
     N, T, D = x_shape
