@@ -13,15 +13,15 @@ products, which stay BLAS calls.
 
 The forward pass has two transcendental functions per number, the gates' and the cell's tanh
 (the sigmoid gates are computed as sigmoid(a) = 0.5 tanh(a/2) + 0.5). A compiled loop that
-calls the C library's `tanh` number by number is many times slower than NumPy's `tanh`, where
-NumPy has a SIMD version of it; on CPUs where it has none, NumPy's is slow too (the Benchmarks
-appendix measures both). So:
+calls the C library's `tanh` number by number is many times slower than NumPy's `tanh`, which
+uses SIMD instructions; but how fast NumPy's is depends on the CPU: its AVX2 version is many
+times slower than its AVX-512 one (the Benchmarks appendix measures both). So:
 
 * in float32, one loop per step does a step's work after its product (five activations and
-  the cell update; h = o tanh(c) stays one NumPy call), with tanh as a rational function of pure arithmetic
-  (`_tanh32`), which the compiler vectorises. It is within 3e-7 of the exact tanh (NumPy's
-  float32 tanh is within 6e-8), so the fused forward pass agrees with the fast path's to
-  float32 round-off, not bit for bit;
+  the cell update; h = o tanh(c) stays one NumPy call), with tanh as a rational function of
+  pure arithmetic (`_tanh32`), which the compiler vectorises. It is within 5e-7 of the exact
+  tanh (2.6e-7 on CPUs with fused multiply-add; NumPy's float32 tanh is within about 6e-8),
+  so the fused forward pass agrees with the fast path's to float32 round-off, not bit for bit;
 * in float64, NumPy keeps the two tanh calls, and one loop does the middle of a step (the
   sigmoid from tanh(a/2) and the cell update: five NumPy calls).
 
@@ -49,11 +49,12 @@ from .fast import LSTMCache, _buffer, _lstm_backward_finish, _lstm_backward_star
 
 # ------------------------------------------------------------ tanh as a rational function
 # float32's tanh as the ratio of two polynomials, an odd one of degree 13 over an even one of
-# degree 6, on the input clamped to +-7.9053 (beyond which tanh rounds to +-1 in float32).
+# degree 6, on the input clamped to +-7.9053 (beyond which tanh is within 3e-7 of +-1).
 # The coefficients are a published minimax fit, the one the Eigen library uses for its fast
 # float tanh. It is pure arithmetic, so the compiler can turn a loop of it into SIMD
-# instructions; NumPy's float32 tanh is SIMD only on some CPUs (the Benchmarks appendix
-# measures both). Accurate to float32's precision only: float64 keeps NumPy's tanh.
+# instructions, as wide as the CPU has; NumPy's float32 tanh is much faster on some CPUs than
+# on others (the Benchmarks appendix measures both). Accurate to float32's precision only:
+# float64 keeps NumPy's tanh.
 _CLAMP = np.float32(7.90531110763549805)
 _P = tuple(np.float32(c) for c in (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11,
                                    5.12229709037114e-08, 1.48572235717979e-05, 6.37261928875436e-04,
@@ -67,7 +68,8 @@ _HALF32 = np.float32(0.5)
 
 @njit(inline="always")
 def _tanh32(x):  # pragma: no cover - compiled
-    """tanh(x) for a float32 x, within 3e-7 of the exact value (tests/test_fused.py); NaN stays NaN."""
+    """tanh(x) for a float32 x, within 5e-7 of the exact value (tests/test_fused.py; 2.6e-7 where
+    the compiler uses fused multiply-adds, as on any CPU with FMA); NaN stays NaN."""
     # Selects, not min/max, so that the loop vectorises; written so that NaN fails both
     # comparisons and passes through.
     v = _CLAMP if x > _CLAMP else x

@@ -81,31 +81,38 @@ def test_fused_equals_fast_bit_for_bit(masked, dtype):
 
 @pytest.mark.parametrize("masked", [False, True])
 def test_fused_float32_forward_agrees_with_the_fast_path_to_round_off(masked):
-    """In float32 the fused forward pass takes tanh from a rational function, within 3e-7 of
-    the exact tanh (as is NumPy's, to 6e-8); over 9 steps the states move by a few float32 units in the last place."""
+    """In float32 the fused forward pass takes tanh from a rational function, within 5e-7 of
+    the exact tanh (NumPy's is within about 6e-8); over 9 steps the states, and what the cache
+    keeps for the backward pass, move by a few float32 units in the last place."""
     rng = np.random.default_rng(29 + masked)
     N, T, D, H = 37, 9, 5, 18
     args = make("lstm", rng, N, T, D, H, np.float32)
     mask = random_mask(rng, N, T) if masked else None
+    if mask is not None:
+        mask[0, :3] = False   # one example padded at the start
     fast_out = fast.lstm_forward_fast(**args, mask=mask)
     fused_out = fused.lstm_forward_fused(**args, mask=mask)
     for a, b in zip(fast_out[:-1], fused_out[:-1]):
         assert b.dtype == np.float32
         assert np.max(np.abs(a - b)) < 3e-6
+    fast_cache, fused_cache = fast_out[-1], fused_out[-1]
+    for name in ("gates", "states", "cells", "tanh_c"):
+        assert np.max(np.abs(getattr(fast_cache, name) - getattr(fused_cache, name))) < 3e-6, name
     if mask is not None:   # padded steps still copy the state exactly
         h, c = fused_out[0], fused_out[1]
         for n, t in zip(*np.nonzero(~mask[:, 1:])):
             assert h[n, t + 1].tolist() == h[n, t].tolist() and c[n, t + 1].tolist() == c[n, t].tolist()
 
 
-def test_the_rational_tanh_is_within_3e_7_of_tanh_and_keeps_nan():
+def test_the_rational_tanh_is_within_5e_7_of_tanh_and_keeps_nan():
+    """5e-7 bounds it with or without fused multiply-adds (measured 2.6e-7 with, 4.0e-7 without)."""
     x = np.concatenate([np.linspace(-10, 10, 400_001, dtype=np.float32),
                         np.float32([0.0, -0.0, 1e-30, -1e-30, 1e30, -1e30, np.inf, -np.inf, np.nan])])
     y = np.empty_like(x)
     fused.tanh32(x, y)
     exact = np.tanh(x.astype(np.float64))
     finite = ~np.isnan(x)
-    assert np.max(np.abs(y[finite] - exact[finite])) < 3e-7
+    assert np.max(np.abs(y[finite] - exact[finite])) < 5e-7
     assert np.all(np.abs(y[finite]) <= 1)
     y_negated = np.empty_like(x)
     fused.tanh32(-x, y_negated)
@@ -123,8 +130,9 @@ def test_fused_takes_a_float32_cache_with_a_float64_gradient():
     fused_grads = fused.lstm_backward_fused(dh, fused.lstm_forward_fused(**args, mask=mask)[-1])
     for a, b in zip(fast_grads, fused_grads):
         assert b.dtype == a.dtype == np.float64
-        # not bit for bit: NumPy rounds some products of two float32 arrays to float32 before
-        # writing them into a float64 array; the loop keeps them in float64
+        # not bit for bit: the float32 forward passes compute tanh differently (fused._tanh32),
+        # and NumPy rounds some products of two float32 arrays to float32 before writing them
+        # into a float64 array, where the loop keeps them in float64
         assert max_rel(b, a) < 1e-6
 
 
