@@ -9,7 +9,7 @@ understood; this script reproduces the measurements, as a starting point. Its la
 tests one lead: from a zero state in the middle of the text, seed 1's network stays poor for
 thousands of characters, as if a zero state led it into a second, persistent regime.
 
-    .venv/bin/python scripts/diagnose_charlm_seed.py --seed 1
+    .venv/bin/python scripts/diagnose_charlm_seed.py --seed 1 [--learning-rate 5e-3]
 
 It trains the chapter's model with the chapter's settings (about four minutes on one CPU
 thread; the weights are cached under _build/, so a second run only scores), then scores the
@@ -33,6 +33,7 @@ UNITS, EMBED, BATCH, SEQ, STEPS = 256, 32, 64, 64, 600   # chapter 8's settings
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--learning-rate", type=float, default=1e-2, help="Adam's (the chapter's: 1e-2)")
     args = parser.parse_args(argv)
 
     from rnncourse.repro import setup_tensorflow
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
 
     split = split_by_play(held_out=["hamlet"])
     vocab, train_ids = split.vocab, split.train_ids
-    cache = ROOT / "_build" / f"charlm_seed{args.seed}_weights.npz"
+    cache = ROOT / "_build" / f"charlm_seed{args.seed}_lr{args.learning_rate:g}_weights.npz"
     if cache.exists():
         stored = np.load(cache)
         weights = [stored[f"w{i}"] for i in range(len(stored.files))]
@@ -54,7 +55,7 @@ def main(argv=None) -> int:
         inputs, targets = charlm.stream_arrays(train_ids, BATCH, SEQ, steps=STEPS)
         keras.utils.set_random_seed(args.seed)
         model = charlm.build_char_lm(vocab.size, UNITS, EMBED, batch_size=BATCH, stateful=True)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-2, global_clipnorm=5.0),
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=args.learning_rate, global_clipnorm=5.0),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
         losses = charlm.train_stateful(model, inputs, targets, BATCH, segments=10)
         print("training loss over each tenth (bits/char):", " ".join(f"{nats_to_bits(v):.2f}" for v in losses))
@@ -78,7 +79,7 @@ def main(argv=None) -> int:
               f"(largest |c|: {largest_c[0]:.0f} after the first window, {largest_c[-1]:.0f} after the last)",
               flush=True)
 
-    print(f"seed {args.seed}, scored without further training:")
+    print(f"seed {args.seed}, learning rate {args.learning_rate:g}, scored without further training:")
     score(train_ids, BATCH, SEQ, 100, "training text, 64 streams, as trained")
     score(train_ids[10_000:], BATCH, SEQ, 100, "training text shifted by 10,000 characters")
     score(train_ids, 16, SEQ, 100, "training text, 16 streams")
