@@ -33,18 +33,6 @@ sys.path.insert(0, str(ROOT))
 UNITS, EMBED, BATCH, SEQ, STEPS = 256, 32, 64, 64, 600   # chapter 8's settings
 
 
-def train_with_resets(model, inputs, targets, every: int, charlm) -> list:
-    """`charlm.train_stateful`'s pass over the windows, in order, with the state set to zeros
-    before every `every`-th batch; the mean loss of each part between two resets."""
-    losses = []
-    for first in range(0, len(inputs) // BATCH, every):
-        charlm.reset_state(model)
-        part = slice(first * BATCH, (first + every) * BATCH)
-        history = model.fit(inputs[part], targets[part], batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
-        losses.append(float(history.history["loss"][-1]))
-    return losses
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1)
@@ -52,8 +40,8 @@ def main(argv=None) -> int:
     parser.add_argument("--reset-every", type=int, default=0,
                         help="set the state to zeros every this many batches during training (the chapter: "
                              "0, only before the first), so that the network also learns from zero states "
-                             "in the middle of its streams. With 60 the training is cut into the chapter's ten "
-                             "calls of fit, so the resets are the only change")
+                             "in the middle of its streams (charlm.train_stateful's reset_each_segment). With 60 the "
+                             "training is cut into the chapter's ten segments, so the resets are the only change")
     args = parser.parse_args(argv)
     if args.reset_every < 0 or (args.reset_every and STEPS % args.reset_every):
         parser.error(f"--reset-every must be 0 or divide the {STEPS} training batches, got {args.reset_every}")
@@ -81,10 +69,11 @@ def main(argv=None) -> int:
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=args.learning_rate, global_clipnorm=5.0),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
         if args.reset_every:
-            losses = train_with_resets(model, inputs, targets, args.reset_every, charlm)
+            losses = charlm.train_stateful(model, inputs, targets, BATCH, segments=STEPS // args.reset_every,
+                                           reset_each_segment=True)
         else:
             losses = charlm.train_stateful(model, inputs, targets, BATCH, segments=10)
-        print("training loss over each fit call (bits/char):", " ".join(f"{nats_to_bits(v):.2f}" for v in losses))
+        print("training loss over each segment (bits/char):", " ".join(f"{nats_to_bits(v):.2f}" for v in losses))
         weights = model.get_weights()
         os.makedirs(cache.parent, exist_ok=True)
         np.savez(cache, **{f"w{i}": w for i, w in enumerate(weights)})

@@ -178,6 +178,33 @@ def test_stream_arrays_follow_stream_batches(charlm):
         charlm.stream_arrays(ids, 2, 5, steps=50)
 
 
+def test_reset_each_segment_zeroes_the_state_before_every_segment(charlm, capsys):
+    import keras
+
+    ids = np.tile(np.arange(6), 60)
+    x, y = charlm.stream_arrays(ids, 4, 8, steps=10)
+
+    def fresh():
+        keras.utils.set_random_seed(0)
+        model = charlm.build_char_lm(6, units=8, embedding_dim=4, batch_size=4, stateful=True)
+        model.compile(optimizer=keras.optimizers.Adam(0.05),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model
+
+    by_hand = fresh()
+    for part in (slice(0, 20), slice(20, 40)):   # two segments of five batches, each from zeros
+        charlm.reset_state(by_hand)
+        by_hand.fit(x[part], y[part], batch_size=4, epochs=1, shuffle=False, verbose=0)
+    reset = fresh()
+    charlm.train_stateful(reset, x, y, 4, segments=2, reset_each_segment=True)
+    carried = fresh()
+    charlm.train_stateful(carried, x, y, 4, segments=2)
+    for a, b in zip(reset.get_weights(), by_hand.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert any(not np.allclose(a, b) for a, b in zip(reset.get_weights(), carried.get_weights()))
+    assert capsys.readouterr().out.count("characters") == 4
+
+
 def test_training_scoring_and_generation_run(charlm, capsys):
     import keras
 

@@ -99,12 +99,16 @@ def stream_arrays(ids: np.ndarray, batch_size: int, seq_len: int, steps: int | N
 
 
 def train_stateful(model: keras.Model, inputs: np.ndarray, targets: np.ndarray, batch_size: int,
-                   segments: int = 10) -> list[float]:
+                   segments: int = 10, reset_each_segment: bool = False) -> list[float]:
     """One pass over the stacked windows, in order, with the state carried from batch to batch.
 
     The pass is cut into `segments` calls of `fit`; each prints one progress line (batches and
     characters processed so far, the same on every CPU). The mean training loss of each segment
     is returned, not printed: it differs slightly between CPUs, so show it with a tolerance.
+
+    The state starts at zeros; with reset_each_segment=True it is set to zeros again before
+    every segment, so that the network also learns to start from a zero state in the middle of
+    its streams, as evaluation and generation start it (chapter 8 shows a seed that did not).
     """
     batch_size = _positive_int("batch_size", batch_size)
     rows = len(inputs)
@@ -119,6 +123,8 @@ def train_stateful(model: keras.Model, inputs: np.ndarray, targets: np.ndarray, 
     reset_state(model)
     losses = []
     for k in range(segments):
+        if reset_each_segment and k:
+            reset_state(model)
         part = slice(k * per * batch_size, (k + 1) * per * batch_size)
         history = model.fit(inputs[part], targets[part], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
         losses.append(float(history.history["loss"][-1]))
