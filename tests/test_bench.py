@@ -158,3 +158,25 @@ def test_the_second_machines_results_name_it_and_hold_the_layers_and_the_fusion_
     assert sorted(r["threads"] for r in target) == [1, 2] and all("fused_s" in r for r in target)
     assert [r["threads"] for r in results["target_repeats"]] == results["threads"]
     assert results["fusion"]["median_s"]["tanh_rational"] > 0
+
+
+def test_notebook_times_and_the_runs_wall_time_come_from_nbvals_junit_file(tmp_path):
+    xml = tmp_path / "nbval.xml"
+    xml.write_text('<?xml version="1.0"?><testsuites><testsuite name="pytest" tests="3" time="7.5">'
+                   '<testcase classname="chapters.03_numpy_rnn.ipynb" name="Cell 0" time="2.0"/>'
+                   '<testcase classname="chapters.03_numpy_rnn.ipynb" name="Cell 1" time="3.0"/>'
+                   '<testcase classname="chapters.07_0_sequence_shapes.ipynb" name="Cell 0" time="4.5"/>'
+                   '</testsuite></testsuites>')
+    assert bench.notebook_times_from_junit(xml) == {"chapters/03_numpy_rnn.ipynb": 5.0,
+                                                     "chapters/07_0_sequence_shapes.ipynb": 4.5}
+    assert bench.junit_wall_seconds(xml) == 7.5   # two at a time: less than the 9.5 s summed
+
+
+def test_the_second_machines_course_budget_is_from_the_current_chapters():
+    """The page's budget section reads it: every chapter timed, the run's wall time recorded."""
+    course = json.loads((ROOT / "book" / "data" / "benchmarks-avx2.json").read_text())["course"]
+    chapters = {str(p.relative_to(ROOT)) for p in (ROOT / "chapters").glob("*.ipynb")}
+    assert chapters <= set(course["notebooks_s"])
+    assert course["slowest_chapter"] == max((k for k in course["notebooks_s"] if k.startswith("chapters/")),
+                                            key=course["notebooks_s"].get)
+    assert 0 < course["run_wall_s"] < course["all_notebooks_s"] and course["grading_ok"]

@@ -2,6 +2,7 @@
 text baselines, the classification metrics, and the Keras sentiment models (masking)."""
 
 import os
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
@@ -277,9 +278,28 @@ def test_fit_select_restores_best_epoch():
 def test_tfidf_chooses_C_on_validation():
     texts = ["good great film", "great good", "bad awful film", "awful bad bad"] * 5
     labels = [1, 1, 0, 0] * 5
-    model = tfidf_logreg(texts, labels, tokenizer=str.split, min_df=1, C=(0.01, 10.0),
-                         val_texts=["good", "bad"], val_labels=[1, 0])
+    with pytest.warns(UserWarning, match="may lie beyond them"):   # of two values, either is at an end
+        model = tfidf_logreg(texts, labels, tokenizer=str.split, min_df=1, C=(0.01, 10.0),
+                             val_texts=["good", "bad"], val_labels=[1, 0])
     assert model.C_ in (0.01, 10.0) and set(model.val_accuracy_) == {0.01, 10.0}
     assert model.val_accuracy_[model.C_] == max(model.val_accuracy_.values())
     with pytest.raises(ValueError, match="needs val_texts"):
         tfidf_logreg(texts, labels, tokenizer=str.split, C=(1.0, 2.0))
+
+
+def test_tfidf_warns_only_when_the_chosen_C_is_at_an_end_of_the_grid():
+    # Every candidate separates these validation reviews, so all tie and the first listed is
+    # kept: the warning must depend on the chosen value's place among the values, not in the list.
+    texts = ["good great film", "great good", "bad awful film", "awful bad bad"] * 5
+    labels = [1, 1, 0, 0] * 5
+    val = dict(val_texts=["good", "bad"], val_labels=[1, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                     # any warning fails the test
+        inside = tfidf_logreg(texts, labels, tokenizer=str.split, min_df=1, C=(1.0, 0.001, 100.0), **val)
+        single = tfidf_logreg(texts, labels, tokenizer=str.split, min_df=1, C=1.0, **val)
+    assert inside.C_ == 1.0 and set(inside.val_accuracy_.values()) == {1.0}
+    assert single.C_ == 1.0
+    with pytest.warns(UserWarning, match=r"C = 100 is the largest of the candidates \(100\.0, 0\.001\)"):
+        tfidf_logreg(texts, labels, tokenizer=str.split, min_df=1, C=(100.0, 0.001), **val)
+    with pytest.warns(UserWarning, match=r"C = 0\.001 is the smallest"):
+        char_ngram_logreg(texts, labels, min_df=1, C=(0.001, 1.0, 100.0), **val)

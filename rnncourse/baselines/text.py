@@ -11,6 +11,8 @@ lbfgs solver), and train in seconds.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 
@@ -27,7 +29,8 @@ def majority_class_predict(train_labels, n: int) -> np.ndarray:
 
 def _fit(vectorizer, train_texts, train_labels, C, val_texts=None, val_labels=None):
     """Fit the vectorizer once, then logistic regression for each candidate C; with several
-    candidates keep the one with the best validation accuracy (the first on a tie)."""
+    candidates keep the one with the best validation accuracy (the first on a tie), and warn
+    when it is the smallest or the largest of them."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
@@ -51,6 +54,13 @@ def _fit(vectorizer, train_texts, train_labels, C, val_texts=None, val_labels=No
             best = (c, clf)
     model = make_pipeline(vectorizer, best[1])
     model.C_, model.val_accuracy_ = best[0], scores  # what was chosen, and why
+    if len(candidates) > 1 and best[0] in (min(candidates), max(candidates)):
+        # A choice at the edge of the grid says only that the best C is there or beyond it: a
+        # baseline tuned that way may be weaker than it could be, which flatters the models
+        # compared with it.
+        side = "largest" if best[0] == max(candidates) else "smallest"
+        warnings.warn(f"the chosen C = {best[0]:g} is the {side} of the candidates {candidates}; the best C may "
+                      f"lie beyond them: try a grid that extends past it", UserWarning, stacklevel=3)
     return model
 
 
@@ -60,7 +70,8 @@ def tfidf_logreg(train_texts, train_labels, tokenizer, ngram_range=(1, 2), min_d
     `tokenizer(text)` seen in at least `min_df` training texts, then L2-regularised logistic
     regression (lbfgs). `C` is a number, or a tuple of candidates to choose from by accuracy
     on (`val_texts`, `val_labels`); the choice is in `.C_` and the validation accuracies in
-    `.val_accuracy_`. Call `.predict(texts)` or `.predict_proba(texts)` on the result."""
+    `.val_accuracy_`, and a UserWarning says when the choice is at either end of the candidates.
+    Call `.predict(texts)` or `.predict_proba(texts)` on the result."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     vectorizer = TfidfVectorizer(tokenizer=tokenizer, token_pattern=None, lowercase=False,
