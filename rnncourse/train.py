@@ -1,4 +1,5 @@
-"""Training and evaluation loops for the character-level model (truncated BPTT, carried state)."""
+"""Training and evaluation loops for the character-level model (truncated BPTT, carried state),
+and several seeds of it trained side by side."""
 
 from __future__ import annotations
 
@@ -81,3 +82,64 @@ def train_char_model(model, train_ids, val_ids, optimizer, steps: int, batch_siz
         if progress.update(step, **shown):
             recent = []
     return history
+
+
+# ------------------------------------------------------------------ several seeds at once
+def _train_one_seed(seed: int, vocab_size: int, hidden_size: int, train_ids, val_ids, learning_rate: float,
+                    train_kwargs: dict) -> dict:
+    """In a worker process: one CharRNN trained as `train_char_models` describes; its weights."""
+    import contextlib
+    import io
+
+    from threadpoolctl import threadpool_limits
+
+    from .charmodel import CharRNN
+    from .optim import Adam
+
+    with threadpool_limits(limits=1, user_api="blas"), contextlib.redirect_stdout(io.StringIO()):
+        model = CharRNN(vocab_size, hidden_size=hidden_size, seed=seed, fast=True)
+        train_char_model(model, train_ids, val_ids, Adam(learning_rate=learning_rate), **train_kwargs)
+    return model.params
+
+
+def train_char_models(seeds, vocab_size: int, hidden_size: int, train_ids, val_ids, learning_rate: float,
+                      processes: int | None = None, **train_kwargs) -> list:
+    """One `CharRNN(vocab_size, hidden_size, seed=seed, fast=True)` per seed, each trained with
+    `train_char_model(model, train_ids, val_ids, Adam(learning_rate), **train_kwargs)`; the
+    trained models, in the order of `seeds`.
+
+    The runs are independent, so they run side by side, each in a process of its own (at most
+    `processes` at a time; default: one per core available, up to one per seed) with one BLAS
+    thread. Each computes exactly what the same call in this process would (the same operations
+    in the same order), so the weights are the same bit for bit (`tests/test_training_pieces.py`);
+    only the progress lines are not shown. On two cores, two seeds take about the time of one.
+    """
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .charmodel import CharRNN
+
+    seeds = list(seeds)
+    if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
+        raise ValueError(f"seeds must be a non-empty list of non-negative ints, got {seeds!r}")
+    _check_ids("train_ids", train_ids)
+    _check_ids("val_ids", val_ids)
+    check_int("vocab_size", vocab_size)
+    check_int("hidden_size", hidden_size)
+    check_positive("learning_rate", learning_rate)
+    if processes is not None:
+        check_int("processes", processes)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = min(len(seeds), processes or cores)
+    # "spawn": a fresh interpreter per worker, safe whatever threads this process has started.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_train_one_seed, seed, vocab_size, hidden_size, train_ids, val_ids, learning_rate,
+                               train_kwargs) for seed in seeds]
+        trained = [future.result() for future in futures]
+    models = []
+    for seed, params in zip(seeds, trained):
+        model = CharRNN(vocab_size, hidden_size=hidden_size, seed=seed, fast=True)
+        model.params.update(params)
+        models.append(model)
+    return models

@@ -139,3 +139,22 @@ def test_progress_prints_fixed_lines(capsys):
     printed = [s for s in range(1, 101) if p.update(s, loss=1.0)]
     assert printed == [25, 50, 75, 100]
     assert capsys.readouterr().out.splitlines()[0].startswith("[#####...............]  25%  step  25/100  loss 1.0000")
+
+
+def test_seeds_trained_side_by_side_equal_seeds_trained_here_bit_for_bit():
+    from rnncourse.charmodel import CharRNN
+    from rnncourse.optim import Adam
+    from rnncourse.train import train_char_model, train_char_models
+
+    ids = np.random.default_rng(0).integers(0, 7, 3_000)
+    settings = dict(steps=12, batch_size=4, seq_len=10, clip_norm=5.0, eval_every=12, eval_chars=2_000)
+    side_by_side = train_char_models([2, 1], 7, 8, ids, ids[:2_500], learning_rate=0.01, processes=2, **settings)
+    for seed, model in zip([2, 1], side_by_side):
+        here = CharRNN(7, hidden_size=8, seed=seed, fast=True)
+        train_char_model(here, ids, ids[:2_500], Adam(learning_rate=0.01), progress_lines=1, **settings)
+        assert model.params.keys() == here.params.keys()
+        for name in here.params:
+            np.testing.assert_array_equal(model.params[name], here.params[name])
+    assert not np.array_equal(side_by_side[0].params["rnn/kernel"], side_by_side[1].params["rnn/kernel"])
+    with pytest.raises(ValueError, match="seeds must be"):
+        train_char_models([], 7, 8, ids, ids, learning_rate=0.01)
