@@ -7,6 +7,8 @@ Writes book/data/benchmarks.json, which the Benchmarks appendix page draws.
     python scripts/bench.py --threads 2         # BLAS and TensorFlow on two threads only (default 2,1)
     python scripts/bench.py --only batching     # one part; the others keep their previous results
     python scripts/bench.py --course            # also: every notebook, the book build, grading
+    python scripts/bench.py --only target --threads 2   # the target size measured once more, added
+                                                # to the file's record of such runs (target_history)
 
 How it measures (as a performance engineer would, on a machine that may be shared):
 * every timed function runs once untimed first (tracing, allocation, BLAS warm-up);
@@ -1219,10 +1221,24 @@ KERAS_SIZES = [(N, H, 50) for H in (64, 256, 512) for N in (1, 16, 64)] + [(64, 
 QUICK_SIZES = [(4, 16, 10), (16, 64, 20), (64, 256, 50)]  # the last: the LSTM target size
 
 
-def worker(threads: int, quick: bool, all_lengths: bool, output: Path) -> None:
+def worker(threads: int, quick: bool, all_lengths: bool, output: Path, target_only: bool = False) -> None:
     """The NumPy and Keras timings for one thread count, in a fresh process: BLAS and
-    TensorFlow fix their thread counts when they load."""
+    TensorFlow fix their thread counts when they load. With target_only, only the target
+    size's repeated measurements (`bench_target_repeats`), as the full run makes them."""
     _set_threads_before_imports(threads)
+    if target_only:
+        sys.path.insert(0, str(ROOT))
+        from rnncourse.processes import BatchProcesses
+
+        pool = BatchProcesses(workers=threads - 1) if threads > 1 else None
+        print(f"-- {threads} thread(s): the target size, {2 if quick else 5} measurements", flush=True)
+        try:
+            repeat = bench_target_repeats(2 if quick else 5, 4 * (0.05 if quick else 1.0), threads, pool)
+        finally:
+            if pool is not None:
+                pool.close()
+        output.write_text(json.dumps({"target_repeats": repeat}))
+        return
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # TensorFlow's own default: what a reader gets
     sys.path.insert(0, str(ROOT))
     import tensorflow as tf
@@ -1253,6 +1269,24 @@ def worker(threads: int, quick: bool, all_lengths: bool, output: Path) -> None:
     output.write_text(json.dumps(rows))
 
 
+def measure_target_again(threads: int, quick: bool, output: Path) -> dict:
+    """The target size measured once more at `threads` threads, in a fresh worker process, as
+    the layers part measures it (`bench_target_repeats`), with when and on what code it ran:
+    an entry of the results file's `target_history`, which keeps every such run, so that a
+    verdict can be read from all of them and not only from the latest."""
+    info = machine_info()
+    load_start = os.getloadavg()
+    out = output.with_suffix(f".target{threads}.json")
+    command = [sys.executable, __file__, "--worker", str(out), "--threads", str(threads), "--target-only"]
+    subprocess.run(command + ["--quick"] * quick, check=True)
+    entry = json.loads(out.read_text())["target_repeats"]
+    out.unlink()
+    entry["measured"] = {"git_commit": info["git_commit"], "git_dirty": info["git_dirty"],
+                         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                         "load_average_at_start": load_start, "load_average_at_end": os.getloadavg()}
+    return entry
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", default="2,1",
@@ -1262,15 +1296,18 @@ def main(argv=None) -> int:
     parser.add_argument("--course", action="store_true", help="also time every notebook, the book, grading")
     parser.add_argument("--course-from-junit", type=Path, default=None,
                         help="take the notebook times from this nbval JUnit XML file instead of executing them")
-    parser.add_argument("--only", choices=["layers", "batching", "fusion", "course"], action="append",
-                        help="run only these parts (repeatable); the others keep their previous results")
+    parser.add_argument("--only", choices=["layers", "batching", "fusion", "course", "target"], action="append",
+                        help="run only these parts (repeatable); the others keep their previous results. "
+                             "target: the target size measured once more (as the layers part does), added "
+                             "to the runs already recorded in target_history")
     parser.add_argument("--output", type=Path, default=OUT)
     parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--all-lengths", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--target-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     thread_counts = [int(t) for t in str(args.threads).split(",")]
     if args.worker is not None:
-        worker(thread_counts[0], args.quick, args.all_lengths, args.worker)
+        worker(thread_counts[0], args.quick, args.all_lengths, args.worker, args.target_only)
         return 0
     _set_threads_before_imports(thread_counts[0])
     sys.path.insert(0, str(ROOT))
@@ -1296,6 +1333,10 @@ def main(argv=None) -> int:
     else:
         for key in ("numpy", "keras", "target_repeats"):
             result[key] = previous.get(key)
+    result["target_history"] = list(previous.get("target_history") or [])
+    if "target" in parts:
+        for threads in thread_counts:
+            result["target_history"].append(measure_target_again(threads, args.quick, args.output))
     if "batching" in parts:  # the parts timed with one BLAS thread (batching: each setup says)
         result["batching"] = bench_batching(3.0 if args.quick else 45.0)
         result["hot_spots"] = bench_hot_spots()

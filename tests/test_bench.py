@@ -180,3 +180,36 @@ def test_the_second_machines_course_budget_is_from_the_current_chapters():
     assert course["slowest_chapter"] == max((k for k in course["notebooks_s"] if k.startswith("chapters/")),
                                             key=course["notebooks_s"].get)
     assert 0 < course["run_wall_s"] < course["all_notebooks_s"] and course["grading_ok"]
+
+
+def test_the_target_part_adds_a_run_to_the_history_and_keeps_every_other_part(tmp_path, monkeypatch):
+    """`--only target` measures the target size again in a worker process (faked here) and
+    appends it, with when and on what code it ran, to the runs already recorded."""
+    output = tmp_path / "results.json"
+    earlier = {"run": 0, "measured": {"date": "earlier"}}
+    previous = {"machine": {"cpu": "kept", "parts_measured": {"layers": {"date": "then"}}}, "threads": [2, 1],
+                "numpy": ["kept"], "keras": ["kept"], "target_repeats": ["kept"], "fusion": {"kept": True},
+                "course": {"kept": True}, "target_history": [earlier]}
+    output.write_text(json.dumps(previous))
+    calls = []
+    real_run = bench.subprocess.run
+
+    def fake_run(command, **kwargs):
+        if "--worker" not in command:
+            return real_run(command, **kwargs)       # git, asked which commit this is
+        calls.append(command)
+        worker_out = Path(command[command.index("--worker") + 1])
+        threads = int(command[command.index("--threads") + 1])
+        worker_out.write_text(json.dumps({"target_repeats": {"threads": threads, "summary": {}}}))
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    assert bench.main(["--only", "target", "--threads", "2", "--output", str(output)]) == 0
+    result = json.loads(output.read_text())
+    assert len(calls) == 1 and "--target-only" in calls[0]
+    assert result["target_history"][0] == earlier
+    new = result["target_history"][1]
+    assert new["threads"] == 2 and {"git_commit", "date", "load_average_at_start"} <= set(new["measured"])
+    for key in ("numpy", "keras", "target_repeats", "fusion", "course"):
+        assert result[key] == previous[key]
+    assert result["machine"]["cpu"] == "kept" and "target" in result["machine"]["parts_measured"]
+    assert not list(tmp_path.glob("*.target*.json"))     # the worker's file is removed
