@@ -1269,13 +1269,34 @@ def worker(threads: int, quick: bool, all_lengths: bool, output: Path, target_on
     output.write_text(json.dumps(rows))
 
 
+def cpu_times() -> dict | None:
+    """The machine's CPU time so far, from Linux's /proc/stat (None elsewhere): "total", all
+    categories over all CPUs, and "steal", the time a virtual machine's CPUs were ready to run but
+    the host ran something else (another tenant). In clock ticks; only differences mean anything."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    except OSError:
+        return None
+    if fields[0] != "cpu" or len(fields) < 9:
+        return None
+    ticks = [int(v) for v in fields[1:9]]   # user nice system idle iowait irq softirq steal
+    return {"total": sum(ticks), "steal": ticks[7]}
+
+
+def steal_fraction(before: dict | None, after: dict | None) -> float | None:
+    """The share of the CPUs' time stolen by the host between two `cpu_times` readings."""
+    if before is None or after is None or after["total"] <= before["total"]:
+        return None
+    return (after["steal"] - before["steal"]) / (after["total"] - before["total"])
+
+
 def measure_target_again(threads: int, quick: bool, output: Path) -> dict:
     """The target size measured once more at `threads` threads, in a fresh worker process, as
     the layers part measures it (`bench_target_repeats`), with when and on what code it ran:
     an entry of the results file's `target_history`, which keeps every such run, so that a
     verdict can be read from all of them and not only from the latest."""
     info = machine_info()
-    load_start = os.getloadavg()
+    load_start, cpu_start = os.getloadavg(), cpu_times()
     out = output.with_suffix(f".target{threads}.json")
     command = [sys.executable, __file__, "--worker", str(out), "--threads", str(threads), "--target-only"]
     subprocess.run(command + ["--quick"] * quick, check=True)
@@ -1283,7 +1304,10 @@ def measure_target_again(threads: int, quick: bool, output: Path) -> dict:
     out.unlink()
     entry["measured"] = {"git_commit": info["git_commit"], "git_dirty": info["git_dirty"],
                          "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                         "load_average_at_start": load_start, "load_average_at_end": os.getloadavg()}
+                         "load_average_at_start": load_start, "load_average_at_end": os.getloadavg(),
+                         # A shared virtual machine's noise: how much of its CPUs' time the host
+                         # gave to others while this ran.
+                         "steal_fraction": steal_fraction(cpu_start, cpu_times())}
     return entry
 
 

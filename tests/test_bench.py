@@ -208,8 +208,17 @@ def test_the_target_part_adds_a_run_to_the_history_and_keeps_every_other_part(tm
     assert len(calls) == 1 and "--target-only" in calls[0]
     assert result["target_history"][0] == earlier
     new = result["target_history"][1]
-    assert new["threads"] == 2 and {"git_commit", "date", "load_average_at_start"} <= set(new["measured"])
+    assert new["threads"] == 2 and {"git_commit", "date", "load_average_at_start", "steal_fraction"} <= set(new["measured"])
     for key in ("numpy", "keras", "target_repeats", "fusion", "course"):
         assert result[key] == previous[key]
     assert result["machine"]["cpu"] == "kept" and "target" in result["machine"]["parts_measured"]
     assert not list(tmp_path.glob("*.target*.json"))     # the worker's file is removed
+
+
+def test_the_share_of_cpu_time_stolen_by_the_host_is_read_from_proc_stat():
+    before = {"total": 1000, "steal": 10}
+    assert bench.steal_fraction(before, {"total": 1200, "steal": 30}) == pytest.approx(0.1)
+    assert bench.steal_fraction(None, before) is None and bench.steal_fraction(before, before) is None
+    now = bench.cpu_times()
+    if now is not None:                                   # Linux
+        assert 0 <= now["steal"] <= now["total"]
