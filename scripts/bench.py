@@ -1302,7 +1302,8 @@ def measure_target_again(threads: int, quick: bool, output: Path) -> dict:
     subprocess.run(command + ["--quick"] * quick, check=True)
     entry = json.loads(out.read_text())["target_repeats"]
     out.unlink()
-    entry["measured"] = {"git_commit": info["git_commit"], "git_dirty": info["git_dirty"],
+    entry["measured"] = {"git_commit": info["git_commit"], "git_dirty": info["git_dirty"], "cpu": info["cpu"],
+                         "quick": quick,
                          "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                          "load_average_at_start": load_start, "load_average_at_end": os.getloadavg(),
                          # A shared virtual machine's noise: how much of its CPUs' time the host
@@ -1330,6 +1331,9 @@ def main(argv=None) -> int:
     parser.add_argument("--target-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     thread_counts = [int(t) for t in str(args.threads).split(",")]
+    if args.quick and args.only and args.worker is None:
+        # --quick starts from an empty results file: with --only, every other part would be lost.
+        parser.error("--quick cannot be combined with --only (it would overwrite the other parts with nothing)")
     if args.worker is not None:
         worker(thread_counts[0], args.quick, args.all_lengths, args.worker, args.target_only)
         return 0

@@ -208,7 +208,8 @@ def test_the_target_part_adds_a_run_to_the_history_and_keeps_every_other_part(tm
     assert len(calls) == 1 and "--target-only" in calls[0]
     assert result["target_history"][0] == earlier
     new = result["target_history"][1]
-    assert new["threads"] == 2 and {"git_commit", "date", "load_average_at_start", "steal_fraction"} <= set(new["measured"])
+    assert new["threads"] == 2 and {"git_commit", "cpu", "quick", "date", "load_average_at_start",
+                                    "steal_fraction"} <= set(new["measured"])
     for key in ("numpy", "keras", "target_repeats", "fusion", "course"):
         assert result[key] == previous[key]
     assert result["machine"]["cpu"] == "kept" and "target" in result["machine"]["parts_measured"]
@@ -222,3 +223,9 @@ def test_the_share_of_cpu_time_stolen_by_the_host_is_read_from_proc_stat():
     now = bench.cpu_times()
     if now is not None:                                   # Linux
         assert 0 <= now["steal"] <= now["total"]
+
+
+def test_a_quick_run_of_one_part_is_refused_rather_than_emptying_the_other_parts(tmp_path):
+    with pytest.raises(SystemExit):
+        bench.main(["--quick", "--only", "target", "--output", str(tmp_path / "results.json")])
+    assert not (tmp_path / "results.json").exists()
