@@ -1221,6 +1221,13 @@ KERAS_SIZES = [(N, H, 50) for H in (64, 256, 512) for N in (1, 16, 64)] + [(64, 
 QUICK_SIZES = [(4, 16, 10), (16, 64, 20), (64, 256, 50)]  # the last: the LSTM target size
 
 
+def target_repeats_as_the_layers_part(threads: int, quick: bool, pool) -> dict:
+    """The target size's extra measurements, as both the layers part and `--only target` make
+    them: five (two with quick), each four times as long as one of the table's, so that its
+    median spans more of the machine's slow and fast spells."""
+    return bench_target_repeats(2 if quick else 5, 4 * (0.05 if quick else 1.0), threads, pool)
+
+
 def worker(threads: int, quick: bool, all_lengths: bool, output: Path, target_only: bool = False) -> None:
     """The NumPy and Keras timings for one thread count, in a fresh process: BLAS and
     TensorFlow fix their thread counts when they load. With target_only, only the target
@@ -1231,9 +1238,9 @@ def worker(threads: int, quick: bool, all_lengths: bool, output: Path, target_on
         from rnncourse.processes import BatchProcesses
 
         pool = BatchProcesses(workers=threads - 1) if threads > 1 else None
-        print(f"-- {threads} thread(s): the target size, {2 if quick else 5} measurements", flush=True)
+        print(f"-- {threads} thread(s): the target size", flush=True)
         try:
-            repeat = bench_target_repeats(2 if quick else 5, 4 * (0.05 if quick else 1.0), threads, pool)
+            repeat = target_repeats_as_the_layers_part(threads, quick, pool)
         finally:
             if pool is not None:
                 pool.close()
@@ -1256,10 +1263,8 @@ def worker(threads: int, quick: bool, all_lengths: bool, output: Path, target_on
     try:
         rows = {"numpy": bench_numpy(sizes, ["rnn", "lstm", "gru"], min_seconds, threads, pool),
                 "keras": bench_keras(keras_sizes, ["rnn", "lstm", "gru"], min_seconds, threads, pool)}
-        # Each of these measurements runs four times as long as one of the table's, so that its
-        # median spans more of the machine's slow and fast spells.
-        print(f"-- the target size, {2 if quick else 5} more measurements", flush=True)
-        rows["target_repeats"] = bench_target_repeats(2 if quick else 5, 4 * min_seconds, threads, pool)
+        print("-- the target size, measured again", flush=True)
+        rows["target_repeats"] = target_repeats_as_the_layers_part(threads, quick, pool)
     finally:
         if pool is not None:
             pool.close()

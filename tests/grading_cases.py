@@ -42,10 +42,14 @@ def _code_cell(source: str) -> dict:
     return {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": source}
 
 
+def _grade_id(cell: dict) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
 def set_code(nb: dict, grade_id: str, source: str) -> dict:
     """Replace the source of the cell whose nbgrader grade_id is `grade_id`."""
     for cell in nb["cells"]:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+        if _grade_id(cell) == grade_id:
             cell["source"] = source
             return nb
     raise KeyError(grade_id)
@@ -54,10 +58,6 @@ def set_code(nb: dict, grade_id: str, source: str) -> dict:
 def add_cell(nb: dict, source: str, position: int | None = None) -> dict:
     nb["cells"].insert(len(nb["cells"]) if position is None else position, _code_cell(source))
     return nb
-
-
-def _grade_id(cell: dict) -> str | None:
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
 def _is_check_cell(cell: dict) -> bool:
@@ -497,7 +497,7 @@ def nbformat3(nb4: dict) -> dict:
 
 def sol_source(nb: dict, grade_id: str) -> str:
     for cell in nb["cells"]:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+        if _grade_id(cell) == grade_id:
             src = cell["source"]
             return "".join(src) if isinstance(src, list) else src
     raise KeyError(grade_id)
