@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "ex03_numpy_rnn" / "ex03_numpy_rnn.ipynb"
 NOTEBOOK = "ex03_numpy_rnn"
-POINTS = {"rnn_step_backward": 4, "last_hidden_state": 2, "temperature_softmax": 2, "initial_loss": 1,
+POINTS = {"rnn_step_backward": 4, "rnn_backward": 4, "last_hidden_state": 2, "temperature_softmax": 2, "initial_loss": 1,
           "carried_state": 1}
 FULL = sum(POINTS.values())
 
@@ -96,6 +96,15 @@ STEP_ZEROS = '''def rnn_step_backward(dh_next, x_t, h_prev, h_next, kernel, recu
     return (np.zeros_like(x_t), np.zeros_like(h_prev), np.zeros_like(kernel),
             np.zeros_like(recurrent_kernel), np.zeros(kernel.shape[1]))
 '''
+BPTT_NO_CARRY = '''def rnn_backward(dh, x, h0, h, kernel, recurrent_kernel):
+    dx, dh_prev = np.zeros_like(x), None
+    grads = [np.zeros_like(kernel), np.zeros_like(recurrent_kernel), np.zeros(h.shape[2])]
+    for t in reversed(range(h.shape[1])):
+        h_prev = h[:, t - 1] if t > 0 else h0
+        dx[:, t], dh_prev, *step = rnn_step_backward(dh[:, t], x[:, t], h_prev, h[:, t], kernel, recurrent_kernel)
+        grads = [g + s for g, s in zip(grads, step)]
+    return (dx, dh_prev, *grads)
+'''
 LAST_OFF_BY_ONE = '''def last_hidden_state(h, lengths):
     return h[np.arange(h.shape[0]), np.minimum(lengths, h.shape[1] - 1)]
 '''
@@ -114,8 +123,10 @@ def adversarial(folder: Path, ctx: dict) -> dict[str, Expect]:
     nb = set_code(copy.deepcopy(sol), "rnn_step_backward_code", STEP_NO_TANH)
     set_code(nb, "temperature_softmax_code", SOFTMAX_TIMES_T)
     set_code(nb, "carried_state_code", 'answer_carried_state = "b"\n')
-    case("wrong", nb, Expect("wrong", ("rnn_step_backward", "temperature_softmax", "carried_state"),
+    # rnn_backward calls the broken step, so it is wrong too, and says which question to fix
+    case("wrong", nb, Expect("wrong", ("rnn_step_backward", "rnn_backward", "temperature_softmax", "carried_state"),
                              {"rnn_step_backward": "tanh derivative is missing",
+                              "rnn_backward": "fix question 1's rnn_step_backward first",
                               "temperature_softmax": "multiplied by the temperature"}))
 
     case("off_by_one", set_code(copy.deepcopy(sol), "last_hidden_state_code", LAST_OFF_BY_ONE),
@@ -134,7 +145,7 @@ def adversarial(folder: Path, ctx: dict) -> dict[str, Expect]:
 
     case("loop_function", set_code(copy.deepcopy(sol), "rnn_step_backward_code",
                                    "def rnn_step_backward(**kwargs):\n    while True:\n        pass\n"),
-         Expect("timeout", ("rnn_step_backward",), {"rnn_step_backward": "per-call time limit"}))
+         Expect("timeout", ("rnn_step_backward", "rnn_backward"), {"rnn_step_backward": "per-call time limit"}))
 
     case("sleep_one_function", set_code(copy.deepcopy(sol), "temperature_softmax_code",
                                         "import time\n\ndef temperature_softmax(logits, temperature):\n"
@@ -169,7 +180,7 @@ def adversarial(folder: Path, ctx: dict) -> dict[str, Expect]:
     nb = copy.deepcopy(sol)
     set_code(nb, "rnn_step_backward_code",
              sol_source(sol, "rnn_step_backward_code").replace("def rnn_step_backward(", "def rnn_backward("))
-    case("renamed", nb, Expect("error", ("rnn_step_backward",), {"rnn_step_backward": "is not defined"}))
+    case("renamed", nb, Expect("error", ("rnn_step_backward", "rnn_backward"), {"rnn_step_backward": "is not defined"}))
 
     # What editing a notebook by hand does to it: answers are found by name in the notebook's final
     # state, as if it were run top to bottom, whatever happened to the cells around them.
@@ -195,7 +206,7 @@ def adversarial(folder: Path, ctx: dict) -> dict[str, Expect]:
                  "np.isfinite = lambda x: np.ones(np.shape(x), bool)\n"
                  "np.testing.assert_allclose = lambda *a, **k: None\n"
                  "def check(*args, **kwargs):\n    print('PASS')\n", position=2)
-    case("monkeypatch_numpy", nb, Expect("wrong", ("rnn_step_backward", "temperature_softmax")))
+    case("monkeypatch_numpy", nb, Expect("wrong", ("rnn_step_backward", "rnn_backward", "temperature_softmax")))
 
     nb = set_code(copy.deepcopy(sol), "last_hidden_state_code",
                   "class Always(np.ndarray):\n"
@@ -266,7 +277,9 @@ def adversarial(folder: Path, ctx: dict) -> dict[str, Expect]:
     case("transposed", set_code(copy.deepcopy(sol), "rnn_step_backward_code",
                                 sol_source(sol, "rnn_step_backward_code").replace(
                                     "return dx_t, dh_prev, dkernel,", "return dx_t, dh_prev, dkernel.T,")),
-         Expect("wrong", ("rnn_step_backward",), {"rnn_step_backward": "it looks transposed"}))
+         # rnn_backward adds the transposed (H, D) gradient to a (D, H) sum and raises: status error
+         Expect("error", ("rnn_step_backward", "rnn_backward"), {"rnn_step_backward": "it looks transposed",
+                                                                 "rnn_backward": "could not be broadcast"}))
 
     case("returns_list", set_code(copy.deepcopy(sol), "last_hidden_state_code",
                                   "def last_hidden_state(h, lengths):\n"
@@ -281,7 +294,7 @@ def adversarial(folder: Path, ctx: dict) -> dict[str, Expect]:
                  "        line = json.dumps({'e': 'ans', 'id': 'rnn_step_backward', 't': t, 'out': fake}) + '\\n'\n"
                  "        try:\n            os.write(fd, line.encode() + b'{\"e\": \"done\"}\\n' + b'{not json\\n')\n"
                  "        except OSError:\n            pass\n")
-    case("forged_results", nb, Expect("wrong", ("rnn_step_backward",)))
+    case("forged_results", nb, Expect("wrong", ("rnn_step_backward", "rnn_backward")))
 
     case("kill_everything", add_cell(copy.deepcopy(sol),
                                      "import os, signal\n"
@@ -469,7 +482,12 @@ def add_hostile_cases(case, sol, ctx) -> None:
     case("mutates_input", set_code(copy.deepcopy(sol), "rnn_step_backward_code", MUTATING_STEP),
          Expect("wrong", ("rnn_step_backward",), {"rnn_step_backward": "in place"}))
     case("u_not_transposed", set_code(copy.deepcopy(sol), "rnn_step_backward_code", STEP_U_NOT_T),
-         Expect("wrong", ("rnn_step_backward",), {"rnn_step_backward": "U where U transposed belongs"}))
+         Expect("wrong", ("rnn_step_backward", "rnn_backward"), {"rnn_step_backward": "U where U transposed belongs"}))
+    # A right step inside a wrong loop: only rnn_backward loses its points, with the mistake named.
+    case("bptt_wraps_to_last_state", set_code(copy.deepcopy(sol), "rnn_backward_code",
+                                              sol_source(sol, "rnn_backward_code").replace(
+                                                  "h[:, t - 1] if t > 0 else h0", "h[:, t - 1]")),
+         Expect("wrong", ("rnn_backward",), {"rnn_backward": "Python counts negative indices"}))
     case("index_error_in_loop", set_code(copy.deepcopy(sol), "last_hidden_state_code",
                                          "def last_hidden_state(h, lengths):\n"
                                          "    return h[np.arange(h.shape[0]), lengths]\n"),
@@ -508,6 +526,7 @@ MISTAKES = {
     "softmax_times_t": ("temperature_softmax_code", SOFTMAX_TIMES_T),
     "last_off_by_one": ("last_hidden_state_code", LAST_OFF_BY_ONE),
     "loss_wrong": ("initial_loss_code", "answer_initial_loss = 65.0\n"),
+    "bptt_no_carry": ("rnn_backward_code", BPTT_NO_CARRY),
 }
 
 

@@ -272,3 +272,20 @@ def test_longdouble_answers_are_judged_as_float64_in_both_places():
     verdict, out = _run_check("ex03.rnn_step_backward",
                               lambda **kw: tuple(g.astype(np.longdouble) for g in rnn_step_backward(**kw)))
     assert verdict, out
+
+
+def test_ex03_sequence_reference_is_the_package_rnn_backward():
+    """One reference, not two: ex03's rnn_backward (arrays in) gives what chapter 3's
+    rnn.rnn_backward (a cache in) gives, on the question's own inputs."""
+    from rnncourse import rnn
+    from rnncourse.exercises.ex03_numpy_rnn import rnn_backward, sequence_backward_inputs
+
+    for seed in range(3):
+        inputs = sequence_backward_inputs(np.random.default_rng(seed))
+        x, h0, h = inputs["x"], inputs["h0"], inputs["h"]
+        # the bias the generator drew, recovered from the first step: z = atanh(h_1) - x_1 W - h0 U
+        bias = (np.arctanh(h[0, 0]) - x[0, 0] @ inputs["kernel"] - h0[0] @ inputs["recurrent_kernel"])
+        states, cache = rnn.rnn_forward(x, h0, inputs["kernel"], inputs["recurrent_kernel"], bias)
+        np.testing.assert_allclose(states, h, rtol=1e-10, atol=1e-12)
+        for got, want in zip(rnn_backward(**inputs), rnn.rnn_backward(inputs["dh"], cache)):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)

@@ -106,7 +106,7 @@ STUDENTS = ["correct", "wrong", "off_by_one", "raises", "loop_top", "loop_functi
             "sysv_leaker_1", "sysv_leaker_2", "shared_memory_bomb", "disk_filler", "setsid_cpu_hog", "output_flood",
             "inputs_unreadable", "notebook_features", "complex_answer", "longdouble_answer", "unstable_softmax",
             "mutates_input", "u_not_transposed", "index_error_in_loop", "zero_d_answer", "nbformat3",
-            "slow_cells_fast_calls",
+            "slow_cells_fast_calls", "bptt_wraps_to_last_state",
             # notebooks edited by hand: cells deleted, copied, their ids repeated
             "check_cells_deleted", "answer_cell_deleted", "answer_cell_duplicated", "answer_redefined_wrong_below",
             "duplicate_cell_ids"]

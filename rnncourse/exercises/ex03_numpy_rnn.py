@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..losses import softmax
-from .core import Mistake, Question, RaiseHint, Stress, random_sizes
+from .core import FLOAT32_TOLERANCE, Mistake, Question, RaiseHint, Stress, random_sizes
 
 BPTT = 'chapter 2, section "Backpropagation through time, derived"'
 
@@ -57,6 +57,68 @@ STEP_BACKWARD_MISTAKES = (
             lambda dh_next, x_t, h_prev, h_next, kernel, recurrent_kernel: (
                 lambda dz: (dz @ kernel.T, dz @ recurrent_kernel, x_t.T @ dz, h_prev.T @ dz, dz.sum(axis=0)))(
                 dh_next * (1.0 - h_next**2))),
+)
+
+# ----------------------------------------------- Q2: backpropagation through time over a sequence
+def sequence_backward_inputs(rng):
+    """A forward pass of a tanh RNN over T = 3 to 6 steps (h0 not zero, so that using h0 or
+    another state as step 0's previous state makes a difference), and an upstream gradient on
+    every state."""
+    n, d, h = random_sizes(rng)
+    t = int(rng.integers(3, 7))
+    x, h0 = rng.standard_normal((n, t, d)), rng.standard_normal((n, h))
+    kernel, recurrent_kernel = 0.5 * rng.standard_normal((d, h)), 0.5 * rng.standard_normal((h, h))
+    bias = 0.1 * rng.standard_normal(h)
+    states, h_prev = np.empty((n, t, h)), h0
+    for step in range(t):
+        h_prev = states[:, step] = np.tanh(x[:, step] @ kernel + h_prev @ recurrent_kernel + bias)
+    return dict(dh=rng.standard_normal((n, t, h)), x=x, h0=h0, h=states, kernel=kernel,
+                recurrent_kernel=recurrent_kernel)
+
+
+def _bptt(dh, x, h0, h, kernel, recurrent_kernel, step=rnn_step_backward, carry=True, order="backward",
+          previous="h[t-1]", accumulate=True, dh0="passed back"):
+    """Backpropagation through time around a one-step backward pass, with switches that turn it
+    into the known mistakes below (the defaults give the reference)."""
+    T = h.shape[1]
+    dx = np.zeros_like(x)
+    grads = [np.zeros_like(kernel), np.zeros_like(recurrent_kernel), np.zeros(h.shape[2])]
+    dh_next = np.zeros_like(h0)
+    arrived = dh_next
+    for t in (reversed(range(T)) if order == "backward" else range(T)):
+        arrived = dh[:, t] + dh_next if carry else dh[:, t]
+        h_prev = {"h[t-1]": h[:, t - 1] if t > 0 else h0, "wraps": h[:, t - 1], "h[t]": h[:, t]}[previous]
+        dx[:, t], dh_next, *step_grads = step(arrived, x[:, t], h_prev, h[:, t], kernel, recurrent_kernel)
+        grads = [g + s for g, s in zip(grads, step_grads)] if accumulate else step_grads
+    return (dx, dh_next if dh0 == "passed back" else arrived, *grads)
+
+
+def rnn_backward(dh, x, h0, h, kernel, recurrent_kernel):
+    return _bptt(dh, x, h0, h, kernel, recurrent_kernel)
+
+
+SEQUENCE_BACKWARD_MISTAKES = (
+    Mistake("the gradient from later steps is dropped: the gradient at h_t is dh[:, t] plus what step t + 1 "
+            f"passed back (dh_next), the carry that makes it backpropagation *through time* ({BPTT})",
+            lambda **kw: _bptt(**kw, carry=False)),
+    Mistake("at t = 0, h[:, t - 1] is h[:, -1], the *last* state (Python counts negative indices from the end); "
+            "step 0's previous state is h0",
+            lambda **kw: _bptt(**kw, previous="wraps")),
+    Mistake("h_prev is the step's own output h[:, t]; step t was computed from h[:, t - 1] (h0 at t = 0)",
+            lambda **kw: _bptt(**kw, previous="h[t]")),
+    Mistake("the loop runs forward in time: step t needs what step t + 1 passes back, so go from the last "
+            "step to the first (for t in reversed(range(T)))",
+            lambda **kw: _bptt(**kw, order="forward")),
+    Mistake("the weight gradients keep one step's contribution (= instead of +=): the same weights act at "
+            "every step, so their gradients sum over the steps",
+            lambda **kw: _bptt(**kw, accumulate=False)),
+    Mistake("dh0 is the gradient arriving at step 0's output; return what step 0 passes back to h0 (its "
+            "dh_prev), one step further",
+            lambda **kw: _bptt(**kw, dh0="arrived")),
+    Mistake("the sequence loop is right, but the step inside it has no tanh derivative: fix question 1's "
+            "rnn_step_backward first, which this function calls",
+            lambda **kw: _bptt(**kw, step=lambda dh_next, x_t, h_prev, h_next, kernel, recurrent_kernel:
+                               _step_backward_given_dz(dh_next, x_t, h_prev, kernel, recurrent_kernel))),
 )
 
 # -------------------------------------------------------- Q2: the last real state of a padded batch
@@ -128,6 +190,13 @@ TEMPERATURE_MISTAKES = (
 QUESTIONS = (
     Question("rnn_step_backward", "rnn_step_backward", 4, rnn_step_backward, step_backward_inputs,
              STEP_BACKWARD_MISTAKES, output_names=("dx_t", "dh_prev", "dkernel", "drecurrent_kernel", "dbias")),
+    # float32's tolerance even for float64 answers: a learner's step that works in float32 (accepted
+    # in question 1) leaves float32 rounding in sums that this function keeps in float64 arrays.
+    Question("rnn_backward", "rnn_backward", 4, rnn_backward, sequence_backward_inputs, SEQUENCE_BACKWARD_MISTAKES,
+             rtol=FLOAT32_TOLERANCE[0], atol=FLOAT32_TOLERANCE[1],
+             output_names=("dx", "dh0", "dkernel", "drecurrent_kernel", "dbias"),
+             raise_hints=(RaiseHint("IndexError", "an index ran past the time axis: array position t holds step t's "
+                                                  "output h[:, t], for t = 0 .. T - 1; step 0's previous state is h0"),)),
     Question("last_hidden_state", "last_hidden_state", 2, last_hidden_state, last_state_inputs, LAST_STATE_MISTAKES,
              raise_hints=LAST_STATE_HINTS),
     Question("temperature_softmax", "temperature_softmax", 2, temperature_softmax, temperature_inputs,
