@@ -277,9 +277,9 @@ def adversarial(folder: Path, ctx: dict) -> dict[str, Expect]:
     case("transposed", set_code(copy.deepcopy(sol), "rnn_step_backward_code",
                                 sol_source(sol, "rnn_step_backward_code").replace(
                                     "return dx_t, dh_prev, dkernel,", "return dx_t, dh_prev, dkernel.T,")),
-         # rnn_backward adds the transposed (H, D) gradient to a (D, H) sum and raises: status error
+         # rnn_backward adds the transposed (H, D) gradient to a (D, H) sum and raises ValueError: status error
          Expect("error", ("rnn_step_backward", "rnn_backward"), {"rnn_step_backward": "it looks transposed",
-                                                                 "rnn_backward": "could not be broadcast"}))
+                                                                 "rnn_backward": "shapes did not fit inside the loop"}))
 
     case("returns_list", set_code(copy.deepcopy(sol), "last_hidden_state_code",
                                   "def last_hidden_state(h, lengths):\n"

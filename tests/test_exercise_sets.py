@@ -289,3 +289,20 @@ def test_ex03_sequence_reference_is_the_package_rnn_backward():
         np.testing.assert_allclose(states, h, rtol=1e-10, atol=1e-12)
         for got, want in zip(rnn_backward(**inputs), rnn.rnn_backward(inputs["dh"], cache)):
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_a_question_that_calls_an_earlier_answer_says_so_when_it_fails():
+    """ex03.rnn_backward calls the learner's question-1 step: an undiagnosed failure, or a stub
+    left in that step, points there (in the self-check and in the grader's verdicts)."""
+    from rnncourse.exercises import get_question
+    from rnncourse.exercises.core import compare_function, not_implemented_message
+    from rnncourse.exercises.ex03_numpy_rnn import _bptt, sequence_backward_inputs
+
+    q = get_question("ex03.rnn_backward")
+    inputs = sequence_backward_inputs(np.random.default_rng(0))
+    flipped = tuple(-g for g in _bptt(**inputs))          # a step with its sign flipped: no known mistake
+    verdict = compare_function(q, inputs, flipped)
+    assert not verdict and "likely mistake" not in verdict.message
+    assert verdict.details[-1] == "rnn_backward calls question 1's rnn_step_backward: if that check fails, fix it first"
+    assert "(here, or in question 1's rnn_step_backward, which it calls)" in not_implemented_message(q)
+    assert "which it calls" not in not_implemented_message(get_question("ex03.rnn_step_backward"))

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .core import (Mistake, Question, RaiseHint, Stress, Verdict, compare_function, compare_value,
-                   mutated_inputs, raised_message, scalar_answer, stress_verdict)
+                   mutated_inputs, not_implemented_message, raised_message, scalar_answer, stress_verdict)
 
 # Set id -> module name, one per module `exNN_<topic>.py` in this folder.
 SETS = {p.stem.partition("_")[0]: p.stem for p in sorted(Path(__file__).parent.glob("ex[0-9][0-9]_*.py"))}
@@ -81,7 +81,7 @@ def _check_function(q: Question, answer, trials: int, rng: np.random.Generator) 
         try:
             got, exc, mutated = _call(answer, inputs)
         except NotImplementedError:
-            return Verdict(False, f"{q.name} is not implemented yet: replace `raise NotImplementedError()` with your code")
+            return Verdict(False, not_implemented_message(q))
         if exc is not None:
             return raised_message(q, type(exc).__name__, str(exc))
         verdict_one = compare_function(q, inputs, got, mutated)

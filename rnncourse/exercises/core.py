@@ -57,7 +57,10 @@ class Question:
     number, compared with `atol`, or a string such as a multiple-choice letter).
 
     `stress` (optional): extra inputs for numerical stability; `raise_hints` (optional): what
-    an exception from the learner's function likely means.
+    an exception from the learner's function likely means. `calls` (optional): an earlier
+    answer the learner's function is expected to call, named for the learner ("question 1's
+    rnn_step_backward"); a wrong answer that matches no known mistake, or one that is not
+    implemented, then also says that the fault may lie there.
     """
 
     id: str
@@ -73,6 +76,7 @@ class Question:
     output_names: tuple[str, ...] = ()
     stress: tuple[Stress, ...] = ()
     raise_hints: tuple[RaiseHint, ...] = ()
+    calls: str = ""
 
 
 @dataclass
@@ -191,7 +195,17 @@ def raised_message(question: Question, exc_name: str, text: str) -> Verdict:
     head = f"{question.name} raised {exc_name}" + (f": {text}" if text else "")
     if hint:
         return Verdict(False, f"{question.name}: likely mistake: {hint}", [head])
-    return Verdict(False, head)
+    return Verdict(False, head, [calls_note(question)] if question.calls else [])
+
+
+def calls_note(question: Question) -> str:
+    """What a question whose function calls an earlier answer adds to an undiagnosed failure."""
+    return f"{question.name} calls {question.calls}: if that check fails, fix it first"
+
+
+def not_implemented_message(question: Question) -> str:
+    where = f" (here, or in {question.calls}, which it calls)" if question.calls else ""
+    return f"{question.name} is not implemented yet{where}: replace `raise NotImplementedError()` with your code"
 
 
 def compare_function(question: Question, inputs: dict, got, mutated=()) -> Verdict:
@@ -235,7 +249,8 @@ def compare_function(question: Question, inputs: dict, got, mutated=()) -> Verdi
             continue
         if len(wrong) == n and all(_close(g, w, question, dt) for g, w, dt in zip(got, wrong, dtypes)):
             return Verdict(False, f"{question.name}: likely mistake: {mistake.describe}", problems)
-    return Verdict(False, f"{question.name}: {problems[0]}", problems[1:])
+    return Verdict(False, f"{question.name}: {problems[0]}",
+                   problems[1:] + ([calls_note(question)] if question.calls else []))
 
 
 def stress_verdict(question: Question, stress: Stress, inputs: dict, got, mutated=()) -> Verdict:

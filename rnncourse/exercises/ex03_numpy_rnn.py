@@ -77,20 +77,21 @@ def sequence_backward_inputs(rng):
 
 
 def _bptt(dh, x, h0, h, kernel, recurrent_kernel, step=rnn_step_backward, carry=True, order="backward",
-          previous="h[t-1]", accumulate=True, dh0="passed back"):
+          previous="h[t-1]", accumulate=True, first=0, dh_at="every step"):
     """Backpropagation through time around a one-step backward pass, with switches that turn it
     into the known mistakes below (the defaults give the reference)."""
     T = h.shape[1]
     dx = np.zeros_like(x)
     grads = [np.zeros_like(kernel), np.zeros_like(recurrent_kernel), np.zeros(h.shape[2])]
     dh_next = np.zeros_like(h0)
-    arrived = dh_next
-    for t in (reversed(range(T)) if order == "backward" else range(T)):
-        arrived = dh[:, t] + dh_next if carry else dh[:, t]
+    steps = range(T - 1, first - 1, -1) if order == "backward" else range(T)
+    for t in steps:
+        from_loss = dh[:, t] if dh_at == "every step" or t == T - 1 else 0.0
+        arrived = from_loss + dh_next if carry else from_loss
         h_prev = {"h[t-1]": h[:, t - 1] if t > 0 else h0, "wraps": h[:, t - 1], "h[t]": h[:, t]}[previous]
         dx[:, t], dh_next, *step_grads = step(arrived, x[:, t], h_prev, h[:, t], kernel, recurrent_kernel)
         grads = [g + s for g, s in zip(grads, step_grads)] if accumulate else step_grads
-    return (dx, dh_next if dh0 == "passed back" else arrived, *grads)
+    return (dx, dh_next, *grads)
 
 
 def rnn_backward(dh, x, h0, h, kernel, recurrent_kernel):
@@ -98,8 +99,9 @@ def rnn_backward(dh, x, h0, h, kernel, recurrent_kernel):
 
 
 SEQUENCE_BACKWARD_MISTAKES = (
-    Mistake("the gradient from later steps is dropped: the gradient at h_t is dh[:, t] plus what step t + 1 "
-            f"passed back (dh_next), the carry that makes it backpropagation *through time* ({BPTT})",
+    Mistake("the gradient from later steps is dropped: the gradient at h[:, t] is dh[:, t] plus what step t + 1 "
+            "passed back, the carry that makes it backpropagation *through time* (chapter 3, section \"Check "
+            "the whole sequence, not just one step\", shows this bug)",
             lambda **kw: _bptt(**kw, carry=False)),
     Mistake("at t = 0, h[:, t - 1] is h[:, -1], the *last* state (Python counts negative indices from the end); "
             "step 0's previous state is h0",
@@ -109,14 +111,17 @@ SEQUENCE_BACKWARD_MISTAKES = (
     Mistake("the loop runs forward in time: step t needs what step t + 1 passes back, so go from the last "
             "step to the first (for t in reversed(range(T)))",
             lambda **kw: _bptt(**kw, order="forward")),
+    Mistake("the loop stops before step 0 (range(T - 1, 0, -1) ends at 1): step 0 must be taken too, and what "
+            "it passes back is dh0",
+            lambda **kw: _bptt(**kw, first=1)),
+    Mistake("the loss's gradient is added at the last step only, as for a model that reads only the final "
+            "state; here the loss reads every state, so add dh[:, t] at every step",
+            lambda **kw: _bptt(**kw, dh_at="last step")),
     Mistake("the weight gradients keep one step's contribution (= instead of +=): the same weights act at "
             "every step, so their gradients sum over the steps",
             lambda **kw: _bptt(**kw, accumulate=False)),
-    Mistake("dh0 is the gradient arriving at step 0's output; return what step 0 passes back to h0 (its "
-            "dh_prev), one step further",
-            lambda **kw: _bptt(**kw, dh0="arrived")),
-    Mistake("the sequence loop is right, but the step inside it has no tanh derivative: fix question 1's "
-            "rnn_step_backward first, which this function calls",
+    Mistake("the loop is right, but the step inside it has no tanh derivative: fix question 1's "
+            "rnn_step_backward first (or the same step written inside the loop)",
             lambda **kw: _bptt(**kw, step=lambda dh_next, x_t, h_prev, h_next, kernel, recurrent_kernel:
                                _step_backward_given_dz(dh_next, x_t, h_prev, kernel, recurrent_kernel))),
 )
@@ -195,8 +200,13 @@ QUESTIONS = (
     Question("rnn_backward", "rnn_backward", 4, rnn_backward, sequence_backward_inputs, SEQUENCE_BACKWARD_MISTAKES,
              rtol=FLOAT32_TOLERANCE[0], atol=FLOAT32_TOLERANCE[1],
              output_names=("dx", "dh0", "dkernel", "drecurrent_kernel", "dbias"),
+             calls="question 1's rnn_step_backward",
              raise_hints=(RaiseHint("IndexError", "an index ran past the time axis: array position t holds step t's "
-                                                  "output h[:, t], for t = 0 .. T - 1; step 0's previous state is h0"),)),
+                                                  "output h[:, t], for t = 0 .. T - 1; step 0's previous state is h0"),
+                          RaiseHint("ValueError", "shapes did not fit inside the loop: each gradient question 1's "
+                                                  "rnn_step_backward returns must have the shape of what it is the "
+                                                  "gradient of (its check names a transposed one), and h_prev must "
+                                                  "be (N, H): h0 or h[:, t - 1]"))),
     Question("last_hidden_state", "last_hidden_state", 2, last_hidden_state, last_state_inputs, LAST_STATE_MISTAKES,
              raise_hints=LAST_STATE_HINTS),
     Question("temperature_softmax", "temperature_softmax", 2, temperature_softmax, temperature_inputs,

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ..exercises import SETS, questions
-from ..exercises.core import (Question, Verdict, compare_function, compare_value,
+from ..exercises.core import (Question, Verdict, compare_function, compare_value, not_implemented_message,
                               raised_message, stress_verdict)
 from .sandbox import LAUNCHER_FAILED, MEMORY_EXIT, Limits, Sandbox
 
@@ -416,7 +416,7 @@ def judge_function(q: Question, trials: int, answers: dict, inputs: dict) -> tup
             return "error", Verdict(False, f"{q.name} must be a function; it is a {clean_text(ans['notcallable'])[:60]}")
         if "raised" in ans:
             if ans.get("notimpl"):
-                return "error", Verdict(False, f"{q.name} is not implemented yet (it raises NotImplementedError)")
+                return "error", Verdict(False, not_implemented_message(q))
             name, _, text = clean_text(ans["raised"])[:400].partition(": ")
             if stress is not None:
                 return "wrong", Verdict(False, f"{q.name}: likely mistake: {stress.describe}",
