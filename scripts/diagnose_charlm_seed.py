@@ -12,7 +12,13 @@ with the state set to zeros every 60 batches (--reset-every 60), the three seeds
 cut, lay within 0.025 bits of one another: a network whose state is reset only once, before
 its first batch, can learn to depend on where its streams began.
 
-    .venv/bin/python scripts/diagnose_charlm_seed.py --seed 1 [--learning-rate 5e-3] [--reset-every 60]
+    .venv/bin/python scripts/diagnose_charlm_seed.py --seed 1 [--learning-rate 5e-3] [--reset-every 60 | --stateless]
+        [--record book/data/charlm_training_schemes.json]
+
+--stateless trains the same network on the same batches with `stateful=False`: every window of
+64 characters starts from zeros, as in training on independent windows. --record adds the
+run's *Hamlet* scores (the state carried from window to window, and every window from zeros)
+to a JSON file, one entry per training scheme and seed; chapter 8 shows the committed one.
 
 It trains the chapter's model with the chapter's settings (about four minutes on one CPU
 thread; the weights are cached under _build/, so a second run only scores), then scores the
@@ -42,7 +48,12 @@ def main(argv=None) -> int:
                              "0, only before the first), so that the network also learns from zero states "
                              "in the middle of its streams (charlm.train_stateful's reset_each_segment). With 60 the "
                              "training is cut into the chapter's ten segments, so the resets are the only change")
+    parser.add_argument("--stateless", action="store_true",
+                        help="train with stateful=False: every window starts from zeros (independent windows)")
+    parser.add_argument("--record", type=Path, help="add this run's Hamlet scores to this JSON file")
     args = parser.parse_args(argv)
+    if args.stateless and args.reset_every:
+        parser.error("--stateless already starts every batch from zeros; leave out --reset-every")
     if args.reset_every < 0 or (args.reset_every and STEPS % args.reset_every):
         parser.error(f"--reset-every must be 0 or divide the {STEPS} training batches, got {args.reset_every}")
 
@@ -57,7 +68,7 @@ def main(argv=None) -> int:
 
     split = split_by_play(held_out=["hamlet"])
     vocab, train_ids = split.vocab, split.train_ids
-    reset = f"_reset{args.reset_every}" if args.reset_every else ""
+    reset = "_stateless" if args.stateless else f"_reset{args.reset_every}" if args.reset_every else ""
     cache = ROOT / "_build" / f"charlm_seed{args.seed}_lr{args.learning_rate:g}{reset}_weights.npz"
     if cache.exists():
         stored = np.load(cache)
@@ -65,7 +76,7 @@ def main(argv=None) -> int:
     else:
         inputs, targets = charlm.stream_arrays(train_ids, BATCH, SEQ, steps=STEPS)
         keras.utils.set_random_seed(args.seed)
-        model = charlm.build_char_lm(vocab.size, UNITS, EMBED, batch_size=BATCH, stateful=True)
+        model = charlm.build_char_lm(vocab.size, UNITS, EMBED, batch_size=BATCH, stateful=not args.stateless)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=args.learning_rate, global_clipnorm=5.0),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
         if args.reset_every:
@@ -98,13 +109,23 @@ def main(argv=None) -> int:
         print(f"  {label:<48} {bits:.3f} bits/char   (largest |c|: {np.abs(cells[0]).max():.0f} after the first "
               f"window, {np.abs(cells[-1]).max():.0f} after the last)", flush=True)
 
-    print(f"seed {args.seed}, learning rate {args.learning_rate:g}"
-          + (f", state reset every {args.reset_every} batches in training" if args.reset_every else "") + ", scored without further training:")
+    scheme = ("stateless" if args.stateless else f"reset every {args.reset_every} batches" if args.reset_every
+              else "reset once")
+    print(f"seed {args.seed}, learning rate {args.learning_rate:g}, training: {scheme}, scored without further training:")
     score(train_ids, BATCH, SEQ, 100, "training text, 64 streams, as trained")
     score(train_ids[10_000:], BATCH, SEQ, 100, "training text shifted by 10,000 characters")
     score(train_ids, 16, SEQ, 100, "training text, 16 streams")
-    chapter = charlm.score_stream(scorer, whole_windows(split.held_out_ids, batch_size=16, seq_len=100))
+    eval_ids = whole_windows(split.held_out_ids, batch_size=16, seq_len=100)
+    chapter = charlm.score_stream(scorer, eval_ids)
+    cold = charlm.score_stream(scorer, eval_ids, carry_state=False)
     print(f"  {'Hamlet, as the chapter scores it (16 streams)':<48} {nats_to_bits(chapter.nats):.3f} bits/char")
+    print(f"  {'Hamlet, every window of 100 from zeros':<48} {nats_to_bits(cold.nats):.3f} bits/char")
+    if args.record:
+        record(args.record, dict(
+            scheme=scheme, seed=args.seed, learning_rate=args.learning_rate,
+            hamlet_bits_state_carried=round(nats_to_bits(chapter.nats), 4),
+            hamlet_bits_windows_from_zeros=round(nats_to_bits(cold.nats), 4),
+            hamlet_bits_from_zeros_positions_0_9=round(nats_to_bits(cold.nats_by_position[:10].mean()), 4)))
     score(split.held_out_ids, BATCH, SEQ, 40, "Hamlet, 64 streams of 64")
 
     # The same 64 training streams, batches 100-199: with the state carried on from batches
@@ -121,6 +142,26 @@ def main(argv=None) -> int:
           f"carried on: {carried:.3f}, from zeros: {from_zeros:.3f}, from zeros except the {len(large)} cells "
           f"with mean |c| > 20 after batch 99: {only_large:.3f}")
     return 0
+
+
+def record(path: Path, entry: dict) -> None:
+    """Add `entry` (with the machine and the time) to the JSON list in `path`, replacing an
+    earlier entry for the same scheme, seed and learning rate."""
+    import datetime
+    import json
+    import platform
+    import subprocess
+
+    info = Path("/proc/cpuinfo")
+    cpu = next((line.split(":", 1)[1].strip() for line in (info.read_text().splitlines() if info.exists() else [])
+                if line.startswith("model name")), platform.processor())
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    entry = dict(entry, cpu=cpu, commit=commit, date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"))
+    runs = json.loads(path.read_text()) if path.exists() else []
+    key = ("scheme", "seed", "learning_rate")
+    runs = [r for r in runs if tuple(r[k] for k in key) != tuple(entry[k] for k in key)] + [entry]
+    runs.sort(key=lambda r: (r["scheme"], r["learning_rate"], r["seed"]))
+    path.write_text(json.dumps(runs, indent=1) + "\n")
 
 
 if __name__ == "__main__":
