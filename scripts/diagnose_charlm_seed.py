@@ -149,12 +149,12 @@ def record(path: Path, entry: dict) -> None:
     earlier entry for the same scheme, seed and learning rate."""
     import datetime
     import json
-    import platform
     import subprocess
 
-    info = Path("/proc/cpuinfo")
-    cpu = next((line.split(":", 1)[1].strip() for line in (info.read_text().splitlines() if info.exists() else [])
-                if line.startswith("model name")), platform.processor())
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from seed_study_sentiment import cpu_model
+
+    cpu = cpu_model()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     entry = dict(entry, cpu=cpu, commit=commit, date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"))
     runs = json.loads(path.read_text()) if path.exists() else []

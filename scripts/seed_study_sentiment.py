@@ -42,9 +42,14 @@ MODELS = {
 
 
 def cpu_model() -> str:
+    """The CPU's model name, and whether it has AVX-512 (the course's two test machines are both
+    'AMD EPYC'; AVX-512 is what tells them apart)."""
     info = Path("/proc/cpuinfo")
-    return next((line.split(":", 1)[1].strip() for line in (info.read_text().splitlines() if info.exists() else [])
-                 if line.startswith("model name")), platform.processor())
+    lines = info.read_text().splitlines() if info.exists() else []
+    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+                platform.processor())
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    return f"{name} ({'with' if 'avx512f' in flags else 'without'} AVX-512)"
 
 
 def record(path: Path, entry: dict) -> None:
