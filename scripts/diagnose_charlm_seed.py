@@ -121,11 +121,15 @@ def main(argv=None) -> int:
     print(f"  {'Hamlet, as the chapter scores it (16 streams)':<48} {nats_to_bits(chapter.nats):.3f} bits/char")
     print(f"  {'Hamlet, every window of 100 from zeros':<48} {nats_to_bits(cold.nats):.3f} bits/char")
     if args.record:
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from seed_study_sentiment import record
+
         record(args.record, dict(
             scheme=scheme, seed=args.seed, learning_rate=args.learning_rate,
             hamlet_bits_state_carried=round(nats_to_bits(chapter.nats), 4),
             hamlet_bits_windows_from_zeros=round(nats_to_bits(cold.nats), 4),
-            hamlet_bits_from_zeros_positions_0_9=round(nats_to_bits(cold.nats_by_position[:10].mean()), 4)))
+            hamlet_bits_from_zeros_positions_0_9=round(nats_to_bits(cold.nats_by_position[:10].mean()), 4)),
+               key=("scheme", "learning_rate", "seed"))
     score(split.held_out_ids, BATCH, SEQ, 40, "Hamlet, 64 streams of 64")
 
     # The same 64 training streams, batches 100-199: with the state carried on from batches
@@ -142,26 +146,6 @@ def main(argv=None) -> int:
           f"carried on: {carried:.3f}, from zeros: {from_zeros:.3f}, from zeros except the {len(large)} cells "
           f"with mean |c| > 20 after batch 99: {only_large:.3f}")
     return 0
-
-
-def record(path: Path, entry: dict) -> None:
-    """Add `entry` (with the machine and the time) to the JSON list in `path`, replacing an
-    earlier entry for the same scheme, seed and learning rate."""
-    import datetime
-    import json
-    import subprocess
-
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from seed_study_sentiment import cpu_model
-
-    cpu = cpu_model()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    entry = dict(entry, cpu=cpu, commit=commit, date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"))
-    runs = json.loads(path.read_text()) if path.exists() else []
-    key = ("scheme", "seed", "learning_rate")
-    runs = [r for r in runs if tuple(r[k] for k in key) != tuple(entry[k] for k in key)] + [entry]
-    runs.sort(key=lambda r: (r["scheme"], r["learning_rate"], r["seed"]))
-    path.write_text(json.dumps(runs, indent=1) + "\n")
 
 
 if __name__ == "__main__":

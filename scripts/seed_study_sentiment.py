@@ -12,7 +12,7 @@ scores each on the same 5,000 test reviews.
         [--record book/data/sentiment_seeds.json]
 
 One TensorFlow thread with oneDNN off, as in the chapter, so seed 0 reproduces the chapter's
-run on the same machine (the chapter prints both side by side). --record adds each run to a
+run on the same machine (the chapter names both). --record adds each run to a
 JSON list (one entry per model and seed, with the CPU, commit and time), replacing an earlier
 entry for the same model and seed; chapter 7 shows the committed file.
 """
@@ -52,11 +52,17 @@ def cpu_model() -> str:
     return f"{name} ({'with' if 'avx512f' in flags else 'without'} AVX-512)"
 
 
-def record(path: Path, entry: dict) -> None:
-    """Add `entry` to the JSON list in `path`, replacing an earlier one for the same model and seed."""
+def record(path: Path, entry: dict, key: tuple) -> None:
+    """Add `entry`, stamped with the CPU, the commit and the time (UTC), to the JSON list in
+    `path`, replacing an earlier entry with the same values of the fields in `key`; the list is
+    kept sorted by `key`. Used by this script and by diagnose_charlm_seed.py."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    entry = dict(entry, cpu=cpu_model(), commit=commit,
+                 date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"))
     runs = json.loads(path.read_text()) if path.exists() else []
-    runs = [r for r in runs if (r["model"], r["seed"]) != (entry["model"], entry["seed"])] + [entry]
-    runs.sort(key=lambda r: (r["model"], r["seed"]))
+    runs = [r for r in runs if tuple(r[k] for k in key) != tuple(entry[k] for k in key)] + [entry]
+    runs.sort(key=lambda r: tuple(r[k] for k in key))
     path.write_text(json.dumps(runs, indent=1) + "\n")
 
 
@@ -70,7 +76,6 @@ def main(argv=None) -> int:
     from rnncourse.repro import setup_tensorflow
 
     keras = setup_tensorflow(seed=0)   # one thread, oneDNN off: as in the chapter
-    import numpy as np
 
     from rnncourse.data.imdb import WordVocab, encode_padded, load_imdb_split, tokenize
     from rnncourse.keras_models.sentiment import build_classifier, fit_select, predict_proba
@@ -80,8 +85,6 @@ def main(argv=None) -> int:
     tokens = [[tokenize(t) for t in texts] for texts in (split.train_texts, split.val_texts, split.test_texts)]
     vocab = WordVocab(tokens[0], VOCAB)
     inputs = {length: [encode_padded(t, vocab, length) for t in tokens] for length in (MAXLEN, LONG_MAXLEN)}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
     for name in args.models:
         spec = MODELS[name]
         X_train, X_val, X_test = inputs[LONG_MAXLEN if spec["long"] else MAXLEN]
@@ -103,8 +106,7 @@ def main(argv=None) -> int:
                     model=spec["label"], seed=seed, test_accuracy=round(report["accuracy"], 4),
                     test_f1=round(report["f1"], 4), epoch_kept=fit["best_epoch"],
                     val_accuracy_by_epoch=[round(v, 4) for v in fit["history"]["val_accuracy"]],
-                    seconds=round(seconds), cpu=cpu_model(), commit=commit,
-                    date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")))
+                    seconds=round(seconds)), key=("model", "seed"))
             keras.backend.clear_session()
     return 0
 
