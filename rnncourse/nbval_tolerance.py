@@ -12,13 +12,23 @@ every output of every cell as exact text. An output displayed by `rnncourse.repr
 
 and leaves every other output to nbval's exact comparison. Nothing is skipped: a measured
 value outside its tolerance fails the cell with a message naming the row and column.
+
+A value that passes says nothing about how close it came. With the environment variable
+`RNNCOURSE_NBVAL_DRIFT` set to a file name, every measured value compared is also appended to
+that file, one JSON object per line (the test's id, row, column, stored and re-computed value,
+tolerance), so that a maintainer can see how far each value moved under a CPU profile and
+whether a tolerance is wider than it needs to be.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 
 from .repro import MIME
+
+DRIFT_LOG = "RNNCOURSE_NBVAL_DRIFT"
 
 
 def _is_measured(output) -> bool:
@@ -74,6 +84,28 @@ def compare_payloads(ref: dict, test: dict) -> list[str]:
     return problems
 
 
+def drift_records(ref: dict, test: dict) -> list[dict]:
+    """Every measured cell of a stored and a re-computed output, side by side (rows and cells
+    that do not pair up are left to `compare_payloads`)."""
+    records = []
+    columns = ref.get("columns") or []
+    for ref_row, test_row in zip(ref.get("rows", []), test.get("rows", [])):
+        for index, (rc, tc) in enumerate(zip(ref_row, test_row)):
+            if isinstance(rc, dict) and isinstance(tc, dict) and "value" in rc and "value" in tc:
+                records.append({"title": ref.get("title"), "row": ref_row[0] if ref_row else None,
+                                "column": columns[index] if index < len(columns) else index,
+                                "stored": float(rc["value"]), "got": float(tc["value"]),
+                                "tol": float(rc.get("tol", 0)), "log": bool(rc.get("log"))})
+    return records
+
+
+def _log_drift(path: str, test_id: str, pairs) -> None:
+    with open(path, "a", encoding="utf-8") as log:
+        for r, t in pairs:
+            for record in drift_records(r["data"][MIME], t["data"][MIME]):
+                log.write(json.dumps({"test": test_id, **record}) + "\n")
+
+
 def pytest_configure(config):
     try:
         from nbval.plugin import IPyNbCell
@@ -95,6 +127,8 @@ def pytest_configure(config):
             problems.append(f"stored {len(ref_measured)} measured outputs, got {len(test_measured)}")
         for r, t in zip(ref_measured, test_measured):
             problems += compare_payloads(r["data"][MIME], t["data"][MIME])
+        if os.environ.get(DRIFT_LOG):
+            _log_drift(os.environ[DRIFT_LOG], getattr(self, "nodeid", "?"), zip(ref_measured, test_measured))
         if problems:
             self.comparison_traceback = ["Measured values outside their stated tolerance:"] + \
                 ["  " + p for p in problems]

@@ -1,6 +1,7 @@
 """The reproducibility frame: measured values and the nbval plugin that compares them with tolerance."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -63,7 +64,7 @@ show_value("gradient check", Measured(3e-10, 1, ".0e", log=True))
 """
 
 
-def _run_nbval(tmp_path, stored_value, rerun_value):
+def _run_nbval(tmp_path, stored_value, rerun_value, env=None):
     """Store a notebook executed with `stored_value`, then nbval it with `rerun_value` in the code."""
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(NOTEBOOK_CODE.replace("VALUE", repr(stored_value)))]
@@ -73,7 +74,7 @@ def _run_nbval(tmp_path, stored_value, rerun_value):
     nbformat.write(nb, path)
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval", "--nbval-current-env",
                            "-p", "rnncourse.nbval_tolerance", "-p", "no:cacheprovider", str(path)],
-                          capture_output=True, text=True, cwd=tmp_path)
+                          capture_output=True, text=True, cwd=tmp_path, env=env)
 
 
 @pytest.mark.slow
@@ -83,6 +84,18 @@ def test_plugin_accepts_within_and_rejects_outside_tolerance(tmp_path):
     outside = _run_nbval(tmp_path, 0.5, 0.52)
     assert outside.returncode != 0
     assert "outside their stated tolerance" in outside.stdout and "'model A'" in outside.stdout
+
+
+@pytest.mark.slow
+def test_plugin_logs_every_measured_value_when_asked(tmp_path):
+    """RNNCOURSE_NBVAL_DRIFT: one line per measured value, passing or not, with both values."""
+    log = tmp_path / "drift.jsonl"
+    result = _run_nbval(tmp_path, 0.5, 0.509, env={**os.environ, "RNNCOURSE_NBVAL_DRIFT": str(log)})
+    assert result.returncode == 0, result.stdout[-2000:]
+    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert [(r["row"], r["column"], r["stored"], r["got"], r["tol"], r["log"]) for r in records] == [
+        ("model A", "score", 0.5, 0.509, 0.01, False), ("gradient check", "value", 3e-10, 3e-10, 1.0, True)]
+    assert records[0]["title"] == "demo" and records[0]["test"].endswith("Cell 0")
 
 
 def test_stored_measured_outputs_are_well_formed():
