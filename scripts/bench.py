@@ -9,6 +9,8 @@ Writes book/data/benchmarks.json, which the Benchmarks appendix page draws.
     python scripts/bench.py --course            # also: every notebook, the book build, grading
     python scripts/bench.py --only target --threads 2   # the target size measured once more, added
                                                 # to the file's record of such runs (target_history)
+    python scripts/bench.py --only paired --threads 2   # the same with paired ratios (each round's
+                                                # floor over its own steps: bench_target_paired)
 
 How it measures (as a performance engineer would, on a machine that may be shared):
 * every timed function runs once untimed first (tracing, allocation, BLAS warm-up);
@@ -353,6 +355,55 @@ def bench_target_repeats(repeats: int, min_seconds: float, threads: int, pool=No
                             "min": min(values), "max": max(values)}
     return {"kind": kind, "N": N, "H": H, "T": T, "threads": threads, "repeats": repeats, "runs": runs,
             "summary": summary}
+
+
+PAIRED_VARIANTS = ("fused", "fused_split")
+
+
+def bench_target_paired(measurements: int, rounds: int, threads: int, size: tuple = TARGET) -> dict:
+    """The target size measured with each efficiency taken as a ratio within one round.
+
+    `bench_target_repeats` times every variant of the table (about ten functions) in blocks,
+    and divides the median floor by the median step: the floor and the step it is divided by
+    were timed up to a second apart, on a machine whose speed drifts over seconds. Here only
+    the per-step floor (both layouts) and the two fused steps are timed, each once per round
+    after one untimed repetition, back to back (a round lasts about half a second), and each
+    round gives its own efficiencies: the round's floor (the faster layout) over each step's
+    time. The order of the functions rotates from round to round, so that none always follows
+    the same neighbour. A measurement is the median of `rounds` rounds' efficiencies; its
+    summary gives their mean ± sd over the `measurements` measurements, as
+    `bench_target_repeats` does for its own."""
+    kind, N, H, T = size
+    problem = numpy_problem(kind, N, T, H)
+    available = numpy_steps(kind, problem, threads)
+    steps = {name: available[name] for name in PAIRED_VARIANTS if name in available}
+    floor_fns = {name: fn for name, fn in floors(kind, N, T, H).items() if name.startswith("per_step_")}
+    functions = {**floor_fns, **steps}
+    for fn in functions.values():
+        fn()                                            # warm-up (and Numba's compilation)
+    runs = []
+    for _ in range(measurements):
+        per_round = {name: [] for name in steps}
+        for r in range(rounds):
+            names = list(functions)
+            names = names[r % len(names):] + names[:r % len(names)]
+            seconds = {}
+            for name in names:
+                functions[name]()                       # untimed: pays for what the previous one left
+                t0 = time.perf_counter()
+                functions[name]()
+                seconds[name] = time.perf_counter() - t0
+            floor = min(seconds[name] for name in floor_fns)
+            for name in steps:
+                per_round[name].append(floor / seconds[name])
+        runs.append({f"{name}_vs_per_step_floor": statistics.median(values) for name, values in per_round.items()})
+    summary = {}
+    for key in runs[0]:
+        values = [run[key] for run in runs]
+        summary[key] = {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                        "min": min(values), "max": max(values)}
+    return {"kind": kind, "N": N, "H": H, "T": T, "threads": threads, "method": "paired", "repeats": measurements,
+            "rounds": rounds, "runs": runs, "summary": summary}
 
 
 # ----------------------------------------------------------------------------- Keras
@@ -1228,11 +1279,19 @@ def target_repeats_as_the_layers_part(threads: int, quick: bool, pool) -> dict:
     return bench_target_repeats(2 if quick else 5, 4 * (0.05 if quick else 1.0), threads, pool)
 
 
-def worker(threads: int, quick: bool, all_lengths: bool, output: Path, target_only: bool = False) -> None:
+def worker(threads: int, quick: bool, all_lengths: bool, output: Path, target_only: bool = False,
+           paired_only: bool = False) -> None:
     """The NumPy and Keras timings for one thread count, in a fresh process: BLAS and
     TensorFlow fix their thread counts when they load. With target_only, only the target
-    size's repeated measurements (`bench_target_repeats`), as the full run makes them."""
+    size's repeated measurements (`bench_target_repeats`), as the full run makes them; with
+    paired_only, only its paired measurements (`bench_target_paired`)."""
     _set_threads_before_imports(threads)
+    if paired_only:
+        sys.path.insert(0, str(ROOT))
+        print(f"-- {threads} thread(s): the target size, paired ratios", flush=True)
+        repeat = bench_target_paired(2 if quick else 5, 2 if quick else 15, threads)
+        output.write_text(json.dumps({"target_repeats": repeat}))
+        return
     if target_only:
         sys.path.insert(0, str(ROOT))
         from rnncourse.processes import BatchProcesses
@@ -1295,15 +1354,17 @@ def steal_fraction(before: dict | None, after: dict | None) -> float | None:
     return (after["steal"] - before["steal"]) / (after["total"] - before["total"])
 
 
-def measure_target_again(threads: int, quick: bool, output: Path) -> dict:
+def measure_target_again(threads: int, quick: bool, output: Path, paired: bool = False) -> dict:
     """The target size measured once more at `threads` threads, in a fresh worker process, as
-    the layers part measures it (`bench_target_repeats`), with when and on what code it ran:
-    an entry of the results file's `target_history`, which keeps every such run, so that a
-    verdict can be read from all of them and not only from the latest."""
+    the layers part measures it (`bench_target_repeats`), or with paired ratios
+    (`bench_target_paired`, the entry's "method" is then "paired"), with when and on what code
+    it ran: an entry of the results file's `target_history`, which keeps every such run, so
+    that a verdict can be read from all of them and not only from the latest."""
     info = machine_info()
     load_start, cpu_start = os.getloadavg(), cpu_times()
     out = output.with_suffix(f".target{threads}.json")
-    command = [sys.executable, __file__, "--worker", str(out), "--threads", str(threads), "--target-only"]
+    command = [sys.executable, __file__, "--worker", str(out), "--threads", str(threads),
+               "--paired-only" if paired else "--target-only"]
     subprocess.run(command + ["--quick"] * quick, check=True)
     entry = json.loads(out.read_text())["target_repeats"]
     out.unlink()
@@ -1326,21 +1387,24 @@ def main(argv=None) -> int:
     parser.add_argument("--course", action="store_true", help="also time every notebook, the book, grading")
     parser.add_argument("--course-from-junit", type=Path, default=None,
                         help="take the notebook times from this nbval JUnit XML file instead of executing them")
-    parser.add_argument("--only", choices=["layers", "batching", "fusion", "course", "target"], action="append",
+    parser.add_argument("--only", choices=["layers", "batching", "fusion", "course", "target", "paired"],
+                        action="append",
                         help="run only these parts (repeatable); the others keep their previous results. "
                              "target: the target size measured once more (as the layers part does), added "
-                             "to the runs already recorded in target_history")
+                             "to the runs already recorded in target_history; paired: the same with "
+                             "paired ratios (bench_target_paired)")
     parser.add_argument("--output", type=Path, default=OUT)
     parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--all-lengths", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--target-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--paired-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     thread_counts = [int(t) for t in str(args.threads).split(",")]
     if args.quick and args.only and args.worker is None:
         # --quick starts from an empty results file: with --only, every other part would be lost.
         parser.error("--quick cannot be combined with --only (it would overwrite the other parts with nothing)")
     if args.worker is not None:
-        worker(thread_counts[0], args.quick, args.all_lengths, args.worker, args.target_only)
+        worker(thread_counts[0], args.quick, args.all_lengths, args.worker, args.target_only, args.paired_only)
         return 0
     _set_threads_before_imports(thread_counts[0])
     sys.path.insert(0, str(ROOT))
@@ -1367,9 +1431,10 @@ def main(argv=None) -> int:
         for key in ("numpy", "keras", "target_repeats"):
             result[key] = previous.get(key)
     result["target_history"] = list(previous.get("target_history") or [])
-    if "target" in parts:
-        for threads in thread_counts:
-            result["target_history"].append(measure_target_again(threads, args.quick, args.output))
+    for part, paired in (("target", False), ("paired", True)):
+        if part in parts:
+            for threads in thread_counts:
+                result["target_history"].append(measure_target_again(threads, args.quick, args.output, paired))
     if "batching" in parts:  # the parts timed with one BLAS thread (batching: each setup says)
         result["batching"] = bench_batching(3.0 if args.quick else 45.0)
         result["hot_spots"] = bench_hot_spots()

@@ -229,3 +229,36 @@ def test_a_quick_run_of_one_part_is_refused_rather_than_emptying_the_other_parts
     with pytest.raises(SystemExit):
         bench.main(["--quick", "--only", "target", "--output", str(tmp_path / "results.json")])
     assert not (tmp_path / "results.json").exists()
+
+
+def test_the_target_size_can_be_measured_with_paired_ratios():
+    """Each measurement is the median of its rounds' ratios, each round's floor over its own steps."""
+    result = bench.bench_target_paired(2, 3, threads=2, size=("lstm", 4, 8, 5))
+    assert result["method"] == "paired" and result["repeats"] == 2 and result["rounds"] == 3
+    assert len(result["runs"]) == 2
+    for key in ("fused_vs_per_step_floor", "fused_split_vs_per_step_floor"):
+        values = [r[key] for r in result["runs"]]
+        assert all(v > 0 for v in values)
+        assert result["summary"][key]["mean"] == pytest.approx(sum(values) / 2)
+        assert result["summary"][key]["max"] == max(values)
+
+
+def test_the_paired_part_adds_a_paired_run_to_the_history(tmp_path, monkeypatch):
+    output = tmp_path / "results.json"
+    output.write_text(json.dumps({"machine": {"cpu": "kept", "parts_measured": {}}, "threads": [2],
+                                  "target_history": [{"run": 0}]}))
+    calls = []
+    real_run = bench.subprocess.run
+
+    def fake_run(command, **kwargs):
+        if "--worker" not in command:
+            return real_run(command, **kwargs)
+        calls.append(command)
+        Path(command[command.index("--worker") + 1]).write_text(
+            json.dumps({"target_repeats": {"threads": 2, "method": "paired", "summary": {}}}))
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    assert bench.main(["--only", "paired", "--threads", "2", "--output", str(output)]) == 0
+    history = json.loads(output.read_text())["target_history"]
+    assert len(calls) == 1 and "--paired-only" in calls[0] and "--target-only" not in calls[0]
+    assert history[0] == {"run": 0} and history[1]["method"] == "paired" and "steal_fraction" in history[1]["measured"]
