@@ -360,19 +360,25 @@ def bench_target_repeats(repeats: int, min_seconds: float, threads: int, pool=No
 PAIRED_VARIANTS = ("fused", "fused_split")
 
 
-def bench_target_paired(measurements: int, rounds: int, threads: int, size: tuple = TARGET) -> dict:
+def bench_target_paired(measurements: int, rounds: int, threads: int, size: tuple = TARGET, untimed: int = 2) -> dict:
     """The target size measured with each efficiency taken as a ratio within one round.
 
     `bench_target_repeats` times every variant of the table (about ten functions) in blocks,
     and divides the median floor by the median step: the floor and the step it is divided by
     were timed up to a second apart, on a machine whose speed drifts over seconds. Here only
     the per-step floor (both layouts) and the two fused steps are timed, each once per round
-    after one untimed repetition, back to back (a round lasts about half a second), and each
+    after `untimed` untimed repetitions, back to back (a round lasts about half a second), and each
     round gives its own efficiencies: the round's floor (the faster layout) over each step's
     time. The order of the functions rotates from round to round, so that none always follows
     the same neighbour. A measurement is the median of `rounds` rounds' efficiencies; its
     summary gives their mean ± sd over the `measurements` measurements, as
-    `bench_target_repeats` does for its own."""
+    `bench_target_repeats` does for its own.
+
+    Two untimed repetitions, not one: after a product on two threads, OpenBLAS's idle thread
+    spins for a while (on the order of 0.1 s) before it sleeps, and the split step's two Python
+    threads lose a core to it. One untimed split step (about 60 ms) did not outlast it: in three
+    runs so measured the split step reached 0.65 to 0.70 of the floor, against about 0.78 in
+    the round-robin runs, whose later repetitions of a block run after it has gone to sleep."""
     kind, N, H, T = size
     problem = numpy_problem(kind, N, T, H)
     available = numpy_steps(kind, problem, threads)
@@ -389,7 +395,8 @@ def bench_target_paired(measurements: int, rounds: int, threads: int, size: tupl
             names = names[r % len(names):] + names[:r % len(names)]
             seconds = {}
             for name in names:
-                functions[name]()                       # untimed: pays for what the previous one left
+                for _ in range(untimed):                # pays for what the previous function left
+                    functions[name]()
                 t0 = time.perf_counter()
                 functions[name]()
                 seconds[name] = time.perf_counter() - t0
@@ -403,7 +410,7 @@ def bench_target_paired(measurements: int, rounds: int, threads: int, size: tupl
         summary[key] = {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
                         "min": min(values), "max": max(values)}
     return {"kind": kind, "N": N, "H": H, "T": T, "threads": threads, "method": "paired", "repeats": measurements,
-            "rounds": rounds, "runs": runs, "summary": summary}
+            "rounds": rounds, "untimed_repetitions": untimed, "runs": runs, "summary": summary}
 
 
 # ----------------------------------------------------------------------------- Keras

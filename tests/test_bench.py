@@ -235,6 +235,7 @@ def test_the_target_size_can_be_measured_with_paired_ratios():
     """Each measurement is the median of its rounds' ratios, each round's floor over its own steps."""
     result = bench.bench_target_paired(2, 3, threads=2, size=("lstm", 4, 8, 5))
     assert result["method"] == "paired" and result["repeats"] == 2 and result["rounds"] == 3
+    assert result["untimed_repetitions"] == 2
     assert len(result["runs"]) == 2
     for key in ("fused_vs_per_step_floor", "fused_split_vs_per_step_floor"):
         values = [r[key] for r in result["runs"]]
