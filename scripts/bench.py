@@ -367,7 +367,7 @@ def bench_target_paired(measurements: int, rounds: int, threads: int, size: tupl
     and divides the median floor by the median step: the floor and the step it is divided by
     were timed up to a second apart, on a machine whose speed drifts over seconds. Here only
     the per-step floor (both layouts) and the two fused steps are timed, each once per round
-    after `untimed` untimed repetitions, back to back (a round lasts about half a second), and each
+    after `untimed` untimed repetitions, back to back (a round lasts well under a second), and each
     round gives its own efficiencies: the round's floor (the faster layout) over each step's
     time. The order of the functions rotates from round to round, so that none always follows
     the same neighbour. A measurement is the median of `rounds` rounds' efficiencies; its
