@@ -339,22 +339,26 @@ def bench_numpy(sizes: list, kinds: list, min_seconds: float, threads: int = 1, 
 TARGET = ("lstm", 64, 256, 50)  # the issue's target size: kind, batch, hidden, length
 
 
+def _spread(runs: list, keys) -> dict:
+    """Mean, sd, min and max over the runs of each key: a target measurement's summary."""
+    summary = {}
+    for key in keys:
+        values = [r[key] for r in runs]
+        summary[key] = {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                        "min": min(values), "max": max(values)}
+    return summary
+
+
 def bench_target_repeats(repeats: int, min_seconds: float, threads: int, pool=None, size: tuple = TARGET) -> dict:
     """The target size measured `repeats` more times, each a full round-robin measurement of its
     own (steps and floors), so that the efficiencies' spread on this machine can be printed as
     mean ± sd beside the single measurement of the table."""
-    import statistics
-
     kind, N, H, T = size
     runs = [bench_numpy([(N, H, T)], [kind], min_seconds, threads, pool)[0] for _ in range(repeats)]
-    summary = {}
-    for key in runs[0]:
-        if key.endswith("_floor") and key.split("_vs_")[0] in ("fast", "fused", "fused_split", "split", "processes"):
-            values = [r[key] for r in runs]
-            summary[key] = {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-                            "min": min(values), "max": max(values)}
+    keys = [key for key in runs[0] if key.endswith("_floor")
+            and key.split("_vs_")[0] in ("fast", "fused", "fused_split", "split", "processes")]
     return {"kind": kind, "N": N, "H": H, "T": T, "threads": threads, "repeats": repeats, "runs": runs,
-            "summary": summary}
+            "summary": _spread(runs, keys)}
 
 
 PAIRED_VARIANTS = ("fused", "fused_split")
@@ -404,13 +408,8 @@ def bench_target_paired(measurements: int, rounds: int, threads: int, size: tupl
             for name in steps:
                 per_round[name].append(floor / seconds[name])
         runs.append({f"{name}_vs_per_step_floor": statistics.median(values) for name, values in per_round.items()})
-    summary = {}
-    for key in runs[0]:
-        values = [run[key] for run in runs]
-        summary[key] = {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-                        "min": min(values), "max": max(values)}
     return {"kind": kind, "N": N, "H": H, "T": T, "threads": threads, "method": "paired", "repeats": measurements,
-            "rounds": rounds, "untimed_repetitions": untimed, "runs": runs, "summary": summary}
+            "rounds": rounds, "untimed_repetitions": untimed, "runs": runs, "summary": _spread(runs, runs[0])}
 
 
 # ----------------------------------------------------------------------------- Keras

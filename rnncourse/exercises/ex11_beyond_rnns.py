@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..scan import combine, linear_recurrence_loop, scan_cost
 from .core import Mistake, Question
 
 
@@ -21,7 +22,7 @@ def combine_inputs(rng):
 
 def combine_steps(a1, b1, a2, b2):
     """(a, b) of the step h -> a2 (a1 h + b1) + b2: first (a1, b1), then (a2, b2)."""
-    return a1 * a2, a2 * b1 + b2
+    return combine((a1, b1), (a2, b2))
 
 
 COMBINE_MISTAKES = (
@@ -56,14 +57,10 @@ def _round(A, B, offset, *, order="earlier_first", direction="back", in_place=Fa
         A_new[:, :-offset] = A[:, :-offset] * A[:, offset:]
         B_new[:, :-offset] = A[:, offset:] * B[:, :-offset] + B[:, offset:]
         return A_new, B_new
-    earlier_a, earlier_b, later_a, later_b = A[:, :-offset], B[:, :-offset], A[:, offset:], B[:, offset:]
-    A_new[:, offset:] = earlier_a * later_a
+    earlier, later = (A[:, :-offset], B[:, :-offset]), (A[:, offset:], B[:, offset:])
+    A_new[:, offset:], B_new[:, offset:] = combine(earlier, later) if order == "earlier_first" else combine(later, earlier)
     if b_from_new_a:
-        later_a = A_new[:, offset:]
-    if order == "earlier_first":
-        B_new[:, offset:] = later_a * earlier_b + later_b
-    else:
-        B_new[:, offset:] = earlier_a * later_b + earlier_b
+        B_new[:, offset:] = A_new[:, offset:] * B[:, :-offset] + B[:, offset:]
     if not keep_prefix:
         return A_new[:, offset:], B_new[:, offset:]
     return A_new, B_new
@@ -102,47 +99,30 @@ def recurrence_inputs(rng):
                 h0=rng.standard_normal((n, h)) + 1.0)
 
 
-def _recurrence(a, b, h0, *, use_h0=True, shifted=False, inside=False, swapped=False):
-    prev = h0.copy() if use_h0 else np.zeros_like(h0)
-    states = []
-    for t in range(a.shape[1]):
-        states.append(prev)
-        if inside:
-            prev = a[:, t] * (prev + b[:, t])
-        elif swapped:
-            prev = b[:, t] * prev + a[:, t]
-        else:
-            prev = a[:, t] * prev + b[:, t]
-        if not shifted:
-            states[-1] = prev
-    return np.stack(states, axis=1)
-
-
 def linear_recurrence(a, b, h0):
-    """h (N, T, H): h[:, t] = a[:, t] * h[:, t - 1] + b[:, t], starting from h0."""
-    return _recurrence(a, b, h0)
+    """h (N, T, H): h[:, t] = a[:, t] * h[:, t - 1] + b[:, t], starting from h0 (chapter 11's loop)."""
+    return linear_recurrence_loop(a, b, h0)
 
 
+# Each mistake is the package's loop run on other inputs: a (h + b) = a h + (a b); b h + a swaps them.
 RECURRENCE_MISTAKES = (
     Mistake("h0 is ignored: the first state is a[:, 0] * h0 + b[:, 0], not b[:, 0] (start from h0, not from zeros)",
-            lambda a, b, h0: _recurrence(a, b, h0, use_h0=False)),
+            lambda a, b, h0: linear_recurrence_loop(a, b)),
     Mistake("the states are shifted by one step: h[:, t] must be the state *after* the step a[:, t], b[:, t], so "
             "the first one returned is a[:, 0] * h0 + b[:, 0], and h0 itself is not returned",
-            lambda a, b, h0: _recurrence(a, b, h0, shifted=True)),
+            lambda a, b, h0: np.concatenate([h0[:, None], linear_recurrence_loop(a, b, h0)[:, :-1]], axis=1)),
     Mistake("b_t is added before the multiplication: h_t = a_t h_(t-1) + b_t, not a_t (h_(t-1) + b_t)",
-            lambda a, b, h0: _recurrence(a, b, h0, inside=True)),
+            lambda a, b, h0: linear_recurrence_loop(a, a * b, h0)),
     Mistake("a and b are swapped: a_t multiplies the previous state and b_t is added, h_t = a_t h_(t-1) + b_t",
-            lambda a, b, h0: _recurrence(a, b, h0, swapped=True)),
+            lambda a, b, h0: linear_recurrence_loop(b, a, h0)),
 )
 
 
 # ------------------------------------------------------------------------------ value questions
 def scan_time_bound() -> float:
-    """max(work / P, depth) of the Hillis-Steele scan for T = 1024 on P = 4 processors."""
-    T, P = 1024, 4
-    rounds = 10                                     # ceil(log2 1024)
-    work = sum(T - 2 ** k for k in range(rounds))   # 9217 combines
-    return max(work / P, rounds)
+    """max(work / P, depth) of the Hillis-Steele scan for T = 1024 on P = 4 processors (9217 / 4)."""
+    cost = scan_cost(1024, "hillis-steele")
+    return max(cost["work"] / 4, cost["depth"])
 
 
 def attention_crossover() -> float:
