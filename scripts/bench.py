@@ -11,6 +11,8 @@ Writes book/data/benchmarks.json, which the Benchmarks appendix page draws.
                                                 # to the file's record of such runs (target_history)
     python scripts/bench.py --only paired --threads 2   # the same with paired ratios (each round's
                                                 # floor over its own steps: bench_target_paired)
+    python scripts/bench.py --only scaling --threads 2  # its efficiency at one thread and what the
+                                                # second thread gives (bench_target_scaling)
 
 How it measures (as a performance engineer would, on a machine that may be shared):
 * every timed function runs once untimed first (tracing, allocation, BLAS warm-up);
@@ -388,28 +390,113 @@ def bench_target_paired(measurements: int, rounds: int, threads: int, size: tupl
     available = numpy_steps(kind, problem, threads)
     steps = {name: available[name] for name in PAIRED_VARIANTS if name in available}
     floor_fns = {name: fn for name, fn in floors(kind, N, T, H).items() if name.startswith("per_step_")}
-    functions = {**floor_fns, **steps}
-    for fn in functions.values():
-        fn()                                            # warm-up (and Numba's compilation)
     runs = []
     for _ in range(measurements):
         per_round = {name: [] for name in steps}
-        for r in range(rounds):
-            names = list(functions)
-            names = names[r % len(names):] + names[:r % len(names)]
-            seconds = {}
-            for name in names:
-                for _ in range(untimed):                # pays for what the previous function left
-                    functions[name]()
-                t0 = time.perf_counter()
-                functions[name]()
-                seconds[name] = time.perf_counter() - t0
+        for seconds in _timed_rounds({**floor_fns, **steps}, rounds, untimed):
             floor = min(seconds[name] for name in floor_fns)
             for name in steps:
                 per_round[name].append(floor / seconds[name])
         runs.append({f"{name}_vs_per_step_floor": statistics.median(values) for name, values in per_round.items()})
     return {"kind": kind, "N": N, "H": H, "T": T, "threads": threads, "method": "paired", "repeats": measurements,
             "rounds": rounds, "untimed_repetitions": untimed, "runs": runs, "summary": _spread(runs, runs[0])}
+
+
+def _timed_rounds(functions: dict, rounds: int, untimed: int, blas_threads: dict | None = None):
+    """Yield, per round, {name: seconds} with every function timed once, in an order that rotates
+    from round to round, each after `untimed` untimed repetitions. blas_threads (optional):
+    {name: BLAS threads} for the functions to run with another thread count than the process's;
+    the limit is set before their untimed repetitions, so that its cost is not timed."""
+    from contextlib import nullcontext
+
+    from threadpoolctl import ThreadpoolController
+
+    controller = ThreadpoolController() if blas_threads else None
+
+    def limit(name):
+        if not blas_threads or name not in blas_threads:
+            return nullcontext()
+        return controller.limit(limits=blas_threads[name], user_api="blas")
+
+    for name, fn in functions.items():
+        with limit(name):
+            fn()                                        # warm-up (and Numba's compilation)
+    names = list(functions)
+    for r in range(rounds):
+        seconds = {}
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            with limit(name):
+                for _ in range(untimed):                # pays for what the previous function left
+                    functions[name]()
+                t0 = time.perf_counter()
+                functions[name]()
+                seconds[name] = time.perf_counter() - t0
+        yield seconds
+
+
+SCALING_KEYS = ("fused_one_thread_vs_per_step_floor", "floor_speedup", "fused_speedup", "fused_split_speedup",
+                "fused_vs_per_step_floor", "fused_split_vs_per_step_floor", "half_batch_work", "halves_together")
+
+
+def bench_target_scaling(measurements: int, rounds: int, threads: int = 2, size: tuple = TARGET,
+                         untimed: int = 2) -> dict:
+    """Why the target is harder at two threads than at one: the efficiency at `threads` threads
+    taken apart, each factor a ratio within one round (as in `bench_target_paired`).
+
+    Each round times the per-step floor (both layouts) and the fused step at one BLAS thread,
+    and the floor, the fused step and the split fused step at `threads`. Its factors:
+      fused_one_thread_vs_per_step_floor  e1 = floor(1) / fused(1), the efficiency on one core;
+      floor_speedup                       floor(1) / floor(threads), what more cores give the products;
+      fused_speedup, fused_split_speedup  fused(1) / fused(threads), fused(1) / split(threads);
+    and the efficiencies at `threads`, floor(threads) / step(threads), which equal
+    e1 * step speed-up / floor speed-up round by round: a step that speeds up less than its
+    floor loses efficiency with every core it is given. The split step's speed-up is taken
+    apart too, from the fused step on the split's first slice of the batch alone, at one thread
+    (half(1)):
+      half_batch_work   fused(1) / (slices * half(1)), above 1 where a slice costs less than its
+                        share of the whole batch;
+      halves_together   half(1) / split(threads), 1 where the slices running at once on their
+                        own cores do not slow each other down;
+    so that fused_split_speedup = slices * half_batch_work * halves_together. A measurement is
+    each factor's median over `rounds` rounds."""
+    if threads < 2:
+        raise ValueError(f"the scaling measurement compares one thread with more, got threads={threads}")
+    kind, N, H, T = size
+    problem = numpy_problem(kind, N, T, H)
+    steps = numpy_steps(kind, problem, threads)
+    floor_fns = {name: fn for name, fn in floors(kind, N, T, H).items() if name.startswith("per_step_")}
+    # The split step's first slice, as fast.map_batch_slices cuts it, on its own.
+    import numpy as np
+
+    from rnncourse import fast
+    from rnncourse.processes import fast_layer_gradients
+
+    n_first = int(np.linspace(0, N, threads + 1)[1])
+    first = [problem[key][:n_first] for key in ("x", "h0", "dh")]
+    weights = (kind, problem["params"]["kernel"], problem["params"]["recurrent_kernel"], problem["params"]["bias"])
+    half_workspace = fast.Workspace()
+
+    def half():
+        fast_layer_gradients(*first, *weights, workspace=half_workspace, fused=True)
+
+    functions = {**{f"{name}@1": fn for name, fn in floor_fns.items()}, "fused@1": steps["fused"], "half@1": half,
+                 **{f"{name}@n": fn for name, fn in floor_fns.items()}, "fused@n": steps["fused"],
+                 "fused_split@n": steps["fused_split"]}
+    one_thread = {name: 1 for name in functions if name.endswith("@1")}
+    runs = []
+    for _ in range(measurements):
+        factors = {key: [] for key in SCALING_KEYS}
+        for s in _timed_rounds(functions, rounds, untimed, one_thread):
+            floor_1 = min(s[f"{name}@1"] for name in floor_fns)
+            floor_n = min(s[f"{name}@n"] for name in floor_fns)
+            for key, value in zip(SCALING_KEYS, (floor_1 / s["fused@1"], floor_1 / floor_n,
+                                                 s["fused@1"] / s["fused@n"], s["fused@1"] / s["fused_split@n"],
+                                                 floor_n / s["fused@n"], floor_n / s["fused_split@n"],
+                                                 s["fused@1"] / (threads * s["half@1"]), s["half@1"] / s["fused_split@n"])):
+                factors[key].append(value)
+        runs.append({key: statistics.median(values) for key, values in factors.items()})
+    return {"kind": kind, "N": N, "H": H, "T": T, "threads": threads, "method": "scaling", "repeats": measurements,
+            "rounds": rounds, "untimed_repetitions": untimed, "runs": runs, "summary": _spread(runs, SCALING_KEYS)}
 
 
 # ----------------------------------------------------------------------------- Keras
@@ -1285,20 +1372,24 @@ def target_repeats_as_the_layers_part(threads: int, quick: bool, pool) -> dict:
     return bench_target_repeats(2 if quick else 5, 4 * (0.05 if quick else 1.0), threads, pool)
 
 
-def worker(threads: int, quick: bool, all_lengths: bool, output: Path, target_only: bool = False,
-           paired_only: bool = False) -> None:
+def worker(threads: int, quick: bool, all_lengths: bool, output: Path, target_method: str | None = None) -> None:
     """The NumPy and Keras timings for one thread count, in a fresh process: BLAS and
-    TensorFlow fix their thread counts when they load. With target_only, only the target
-    size's repeated measurements (`bench_target_repeats`), as the full run makes them; with
-    paired_only, only its paired measurements (`bench_target_paired`)."""
+    TensorFlow fix their thread counts when they load. With a target_method, only the target
+    size's extra measurements: "repeats", as the full run makes them (`bench_target_repeats`);
+    "paired", with paired ratios (`bench_target_paired`); "scaling", one thread against
+    `threads` (`bench_target_scaling`)."""
     _set_threads_before_imports(threads)
-    if paired_only:
+    if target_method in ("paired", "scaling"):
         sys.path.insert(0, str(ROOT))
-        print(f"-- {threads} thread(s): the target size, paired ratios", flush=True)
-        repeat = bench_target_paired(2 if quick else 5, 2 if quick else 15, threads)
+        if target_method == "paired":
+            print(f"-- {threads} thread(s): the target size, paired ratios", flush=True)
+            repeat = bench_target_paired(2 if quick else 5, 2 if quick else 15, threads)
+        else:
+            print(f"-- 1 and {threads} threads: the target size, scaling", flush=True)
+            repeat = bench_target_scaling(2 if quick else 5, 2 if quick else 11, threads)
         output.write_text(json.dumps({"target_repeats": repeat}))
         return
-    if target_only:
+    if target_method == "repeats":
         sys.path.insert(0, str(ROOT))
         from rnncourse.processes import BatchProcesses
 
@@ -1360,17 +1451,17 @@ def steal_fraction(before: dict | None, after: dict | None) -> float | None:
     return (after["steal"] - before["steal"]) / (after["total"] - before["total"])
 
 
-def measure_target_again(threads: int, quick: bool, output: Path, paired: bool = False) -> dict:
+def measure_target_again(threads: int, quick: bool, output: Path, method: str = "repeats") -> dict:
     """The target size measured once more at `threads` threads, in a fresh worker process, as
-    the layers part measures it (`bench_target_repeats`), or with paired ratios
-    (`bench_target_paired`, the entry's "method" is then "paired"), with when and on what code
-    it ran: an entry of the results file's `target_history`, which keeps every such run, so
+    the layers part measures it (method "repeats": `bench_target_repeats`), with paired ratios
+    ("paired": `bench_target_paired`) or taken apart into one thread's efficiency and the
+    speed-ups of more ("scaling": `bench_target_scaling`), with when and on what code it ran: an entry of the results file's `target_history`, which keeps every such run, so
     that a verdict can be read from all of them and not only from the latest."""
     info = machine_info()
     load_start, cpu_start = os.getloadavg(), cpu_times()
     out = output.with_suffix(f".target{threads}.json")
     command = [sys.executable, __file__, "--worker", str(out), "--threads", str(threads),
-               "--paired-only" if paired else "--target-only"]
+               "--target-method", method]
     subprocess.run(command + ["--quick"] * quick, check=True)
     entry = json.loads(out.read_text())["target_repeats"]
     out.unlink()
@@ -1393,24 +1484,25 @@ def main(argv=None) -> int:
     parser.add_argument("--course", action="store_true", help="also time every notebook, the book, grading")
     parser.add_argument("--course-from-junit", type=Path, default=None,
                         help="take the notebook times from this nbval JUnit XML file instead of executing them")
-    parser.add_argument("--only", choices=["layers", "batching", "fusion", "course", "target", "paired"],
+    parser.add_argument("--only", choices=["layers", "batching", "fusion", "course", "target", "paired", "scaling"],
                         action="append",
                         help="run only these parts (repeatable); the others keep their previous results. "
                              "target: the target size measured once more (as the layers part does), added "
                              "to the runs already recorded in target_history; paired: the same with "
-                             "paired ratios (bench_target_paired)")
+                             "paired ratios (bench_target_paired); scaling: one thread against the "
+                             "first thread count (bench_target_scaling)")
     parser.add_argument("--output", type=Path, default=OUT)
     parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--all-lengths", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--target-only", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--paired-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--target-method", choices=["repeats", "paired", "scaling"], default=None,
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     thread_counts = [int(t) for t in str(args.threads).split(",")]
     if args.quick and args.only and args.worker is None:
         # --quick starts from an empty results file: with --only, every other part would be lost.
         parser.error("--quick cannot be combined with --only (it would overwrite the other parts with nothing)")
     if args.worker is not None:
-        worker(thread_counts[0], args.quick, args.all_lengths, args.worker, args.target_only, args.paired_only)
+        worker(thread_counts[0], args.quick, args.all_lengths, args.worker, args.target_method)
         return 0
     _set_threads_before_imports(thread_counts[0])
     sys.path.insert(0, str(ROOT))
@@ -1437,10 +1529,12 @@ def main(argv=None) -> int:
         for key in ("numpy", "keras", "target_repeats"):
             result[key] = previous.get(key)
     result["target_history"] = list(previous.get("target_history") or [])
-    for part, paired in (("target", False), ("paired", True)):
+    for part, method in (("target", "repeats"), ("paired", "paired")):
         if part in parts:
             for threads in thread_counts:
-                result["target_history"].append(measure_target_again(threads, args.quick, args.output, paired))
+                result["target_history"].append(measure_target_again(threads, args.quick, args.output, method))
+    if "scaling" in parts:  # one thread against the most
+        result["target_history"].append(measure_target_again(max(thread_counts), args.quick, args.output, "scaling"))
     if "batching" in parts:  # the parts timed with one BLAS thread (batching: each setup says)
         result["batching"] = bench_batching(3.0 if args.quick else 45.0)
         result["hot_spots"] = bench_hot_spots()

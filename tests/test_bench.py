@@ -205,7 +205,7 @@ def test_the_target_part_adds_a_run_to_the_history_and_keeps_every_other_part(tm
     monkeypatch.setattr(bench.subprocess, "run", fake_run)
     assert bench.main(["--only", "target", "--threads", "2", "--output", str(output)]) == 0
     result = json.loads(output.read_text())
-    assert len(calls) == 1 and "--target-only" in calls[0]
+    assert len(calls) == 1 and calls[0][calls[0].index("--target-method") + 1] == "repeats"
     assert result["target_history"][0] == earlier
     new = result["target_history"][1]
     assert new["threads"] == 2 and {"git_commit", "cpu", "quick", "date", "load_average_at_start",
@@ -261,5 +261,40 @@ def test_the_paired_part_adds_a_paired_run_to_the_history(tmp_path, monkeypatch)
     monkeypatch.setattr(bench.subprocess, "run", fake_run)
     assert bench.main(["--only", "paired", "--threads", "2", "--output", str(output)]) == 0
     history = json.loads(output.read_text())["target_history"]
-    assert len(calls) == 1 and "--paired-only" in calls[0] and "--target-only" not in calls[0]
+    assert len(calls) == 1 and calls[0][calls[0].index("--target-method") + 1] == "paired"
     assert history[0] == {"run": 0} and history[1]["method"] == "paired" and "steal_fraction" in history[1]["measured"]
+
+
+def test_the_scaling_measurement_takes_the_efficiency_apart_round_by_round():
+    """Every factor of every measurement is a ratio of two timings (positive); the summary is
+    their mean over the measurements; one thread cannot be compared with itself."""
+    result = bench.bench_target_scaling(2, 3, threads=2, size=("lstm", 4, 8, 5))
+    assert result["method"] == "scaling" and result["threads"] == 2 and len(result["runs"]) == 2
+    for run in result["runs"]:
+        assert set(run) == set(bench.SCALING_KEYS) and all(v > 0 for v in run.values())
+    assert result["summary"]["floor_speedup"]["mean"] == pytest.approx(
+        sum(r["floor_speedup"] for r in result["runs"]) / 2)
+    with pytest.raises(ValueError, match="one thread with more"):
+        bench.bench_target_scaling(1, 1, threads=1, size=("lstm", 4, 8, 5))
+
+
+def test_the_scaling_part_measures_once_at_the_most_threads(tmp_path, monkeypatch):
+    output = tmp_path / "results.json"
+    output.write_text(json.dumps({"machine": {"cpu": "kept", "parts_measured": {}}, "threads": [2, 1],
+                                  "target_history": []}))
+    calls = []
+    real_run = bench.subprocess.run
+
+    def fake_run(command, **kwargs):
+        if "--worker" not in command:
+            return real_run(command, **kwargs)
+        calls.append(command)
+        Path(command[command.index("--worker") + 1]).write_text(
+            json.dumps({"target_repeats": {"threads": 2, "method": "scaling", "summary": {}}}))
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    assert bench.main(["--only", "scaling", "--threads", "2,1", "--output", str(output)]) == 0
+    history = json.loads(output.read_text())["target_history"]
+    assert len(calls) == 1 and calls[0][calls[0].index("--target-method") + 1] == "scaling"
+    assert calls[0][calls[0].index("--threads") + 1] == "2"
+    assert len(history) == 1 and history[0]["method"] == "scaling"
