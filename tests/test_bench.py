@@ -244,7 +244,11 @@ def test_the_target_size_can_be_measured_with_paired_ratios():
         assert result["summary"][key]["max"] == max(values)
 
 
-def test_the_paired_part_adds_a_paired_run_to_the_history(tmp_path, monkeypatch):
+@pytest.mark.parametrize("part, threads, expected_threads", [("paired", "2", ["2"]), ("scaling", "2,1", ["2"])])
+def test_the_paired_and_scaling_parts_add_one_run_to_the_history(tmp_path, monkeypatch, part, threads,
+                                                                    expected_threads):
+    """`--only paired` measures at each thread count; `--only scaling` once, at the most threads
+    (it compares them with one). Each run is appended, with its method, to the runs before it."""
     output = tmp_path / "results.json"
     output.write_text(json.dumps({"machine": {"cpu": "kept", "parts_measured": {}}, "threads": [2],
                                   "target_history": [{"run": 0}]}))
@@ -256,13 +260,14 @@ def test_the_paired_part_adds_a_paired_run_to_the_history(tmp_path, monkeypatch)
             return real_run(command, **kwargs)
         calls.append(command)
         Path(command[command.index("--worker") + 1]).write_text(
-            json.dumps({"target_repeats": {"threads": 2, "method": "paired", "summary": {}}}))
+            json.dumps({"target_repeats": {"threads": 2, "method": part, "summary": {}}}))
 
     monkeypatch.setattr(bench.subprocess, "run", fake_run)
-    assert bench.main(["--only", "paired", "--threads", "2", "--output", str(output)]) == 0
+    assert bench.main(["--only", part, "--threads", threads, "--output", str(output)]) == 0
     history = json.loads(output.read_text())["target_history"]
-    assert len(calls) == 1 and calls[0][calls[0].index("--target-method") + 1] == "paired"
-    assert history[0] == {"run": 0} and history[1]["method"] == "paired" and "steal_fraction" in history[1]["measured"]
+    assert [c[c.index("--target-method") + 1] for c in calls] == [part] * len(expected_threads)
+    assert [c[c.index("--threads") + 1] for c in calls] == expected_threads
+    assert history[0] == {"run": 0} and history[1]["method"] == part and "steal_fraction" in history[1]["measured"]
 
 
 def test_the_scaling_measurement_takes_the_efficiency_apart_round_by_round():
@@ -276,25 +281,3 @@ def test_the_scaling_measurement_takes_the_efficiency_apart_round_by_round():
         sum(r["floor_speedup"] for r in result["runs"]) / 2)
     with pytest.raises(ValueError, match="one thread with more"):
         bench.bench_target_scaling(1, 1, threads=1, size=("lstm", 4, 8, 5))
-
-
-def test_the_scaling_part_measures_once_at_the_most_threads(tmp_path, monkeypatch):
-    output = tmp_path / "results.json"
-    output.write_text(json.dumps({"machine": {"cpu": "kept", "parts_measured": {}}, "threads": [2, 1],
-                                  "target_history": []}))
-    calls = []
-    real_run = bench.subprocess.run
-
-    def fake_run(command, **kwargs):
-        if "--worker" not in command:
-            return real_run(command, **kwargs)
-        calls.append(command)
-        Path(command[command.index("--worker") + 1]).write_text(
-            json.dumps({"target_repeats": {"threads": 2, "method": "scaling", "summary": {}}}))
-
-    monkeypatch.setattr(bench.subprocess, "run", fake_run)
-    assert bench.main(["--only", "scaling", "--threads", "2,1", "--output", str(output)]) == 0
-    history = json.loads(output.read_text())["target_history"]
-    assert len(calls) == 1 and calls[0][calls[0].index("--target-method") + 1] == "scaling"
-    assert calls[0][calls[0].index("--threads") + 1] == "2"
-    assert len(history) == 1 and history[0]["method"] == "scaling"
