@@ -380,25 +380,19 @@ class Cgroups:
         name = f"rnngrade-{os.getpid()}-{secrets.token_hex(4)}"
         unified = next((d for d in (CGROUP_ROOT, CGROUP_ROOT + "/unified")
                         if os.path.exists(d + "/cgroup.controllers")), None)
+        v2_errors = []
         if unified:
+            # The grader's own cgroup first, then the hierarchy's root. Version 2 lets a cgroup
+            # hand controllers to its children only while it has no processes of its own, the
+            # root excepted: the grader's own group, which holds the grader, answers EBUSY
+            # (on a pure version 2 host, e.g. under systemd, it always does).
             own = unified + self._own("").rstrip("/")
-            if {"memory", "pids", "cpu"} <= set(_read(own + "/cgroup.controllers").split()):
-                base = f"{own}/{name}"
-                self._remove_stale(own)
+            for parent in dict.fromkeys((own, unified)):
                 try:
-                    _write(own + "/cgroup.subtree_control", "+memory +pids +cpu")
-                    os.mkdir(base)
-                    _write(base + "/cgroup.subtree_control", "+memory +pids +cpu")
-                    self.bases, self.version = {"unified": base}, "v2"
+                    self._setup_v2(parent, name)
                     return
                 except OSError as exc:
-                    if os.path.isdir(base):
-                        os.rmdir(base)
-                    v2_error = exc
-            else:
-                v2_error = None
-        else:
-            v2_error = None
+                    v2_errors.append(f"in {parent}: {exc}")
         if all(os.path.exists(f"{CGROUP_ROOT}/{c}/cgroup.procs") for c in self.V1):
             for c in self.V1:
                 parent = f"{CGROUP_ROOT}/{c}{self._own(c).rstrip('/')}"
@@ -408,8 +402,25 @@ class Cgroups:
                 self.bases[c] = base
             self.version = "v1"
             return
-        raise OSError(f"no usable cgroup hierarchy with memory, pids and cpu controllers"
-                      + (f" (v2: {v2_error})" if v2_error else ""))
+        raise OSError("no usable cgroup hierarchy with memory, pids and cpu controllers"
+                      + (f" (v2: {'; '.join(v2_errors)})" if v2_errors else ""))
+
+    def _setup_v2(self, parent: str, name: str) -> None:
+        """This grader's group `parent/name`, with memory, pids and cpu enabled for its runs."""
+        missing = {"memory", "pids", "cpu"} - set(_read(parent + "/cgroup.controllers").split())
+        if missing:
+            raise OSError(f"controllers not available: {', '.join(sorted(missing))}")
+        base = f"{parent}/{name}"
+        self._remove_stale(parent)
+        try:
+            _write(parent + "/cgroup.subtree_control", "+memory +pids +cpu")
+            os.mkdir(base)
+            _write(base + "/cgroup.subtree_control", "+memory +pids +cpu")
+        except OSError:
+            if os.path.isdir(base):
+                os.rmdir(base)
+            raise
+        self.bases, self.version = {"unified": base}, "v2"
 
     def new_run(self, limits: Limits) -> "RunGroup":
         self._n += 1
