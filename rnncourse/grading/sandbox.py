@@ -36,6 +36,7 @@ Protections, by key:
 from __future__ import annotations
 
 import copy
+import errno
 import fcntl
 import grp
 import json
@@ -320,6 +321,13 @@ def _write(path: str, text: str) -> None:
         f.write(text)
 
 
+def _rmdir_quietly(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
 def _read(path: str) -> str:
     try:
         with open(path) as f:
@@ -330,14 +338,23 @@ def _read(path: str) -> str:
 
 class Cgroups:
     """One cgroup per run, under a group of this grader's own: v2 (unified) if it offers the
-    memory, pids and cpu controllers, else v1 (one hierarchy per controller)."""
+    memory, pids and cpu controllers, else v1 (one hierarchy per controller).
+
+    Version 2 lets a cgroup other than the machine's root hand controllers to its children only
+    while it holds no process itself, and the grader's own cgroup holds the grader. Where the
+    grader is alone in it (a delegated scope: `sudo systemd-run --scope -p Delegate=yes -- python
+    -m rnncourse.grading ...`), the grader moves itself into a leaf group of its own, enables the
+    controllers, and undoes both when it closes, as systemd's rules for delegated cgroups ask;
+    where other processes share it (a login session's scope), it moves nobody and says so."""
 
     V1 = ("memory", "pids", "cpu", "cpuacct")
+    CONTROLLERS = "+memory +pids +cpu"
 
     def __init__(self):
         self.version = ""
         self.why = ""
         self.bases: dict[str, str] = {}   # controller (or "unified") -> this grader's group
+        self._moved: tuple[str, str] | None = None   # (own cgroup, leaf) once the grader moved itself
         self._n = 0
         if "cgroup" in _disabled():
             self.why = f"disabled by {DISABLE_VAR}"
@@ -365,7 +382,11 @@ class Cgroups:
         """Groups left by a grader that was killed (its pid is gone): empty, so removable."""
         for entry in _entries_of_dead_graders(parent):
             base = os.path.join(parent, entry)
-            for sub in os.listdir(base) if os.path.isdir(base) else []:
+            try:
+                subs = os.listdir(base)
+            except OSError:          # gone already (another grader cleaning up), or not a folder
+                continue
+            for sub in subs:
                 if os.path.isdir(os.path.join(base, sub)):
                     try:
                         os.rmdir(os.path.join(base, sub))
@@ -380,19 +401,14 @@ class Cgroups:
         name = f"rnngrade-{os.getpid()}-{secrets.token_hex(4)}"
         unified = next((d for d in (CGROUP_ROOT, CGROUP_ROOT + "/unified")
                         if os.path.exists(d + "/cgroup.controllers")), None)
-        v2_errors = []
+        v2_error = ""
         if unified:
-            # The grader's own cgroup first, then the hierarchy's root. Version 2 lets a cgroup
-            # hand controllers to its children only while it has no processes of its own, the
-            # root excepted: the grader's own group, which holds the grader, answers EBUSY
-            # (on a pure version 2 host, e.g. under systemd, it always does).
             own = unified + self._own("").rstrip("/")
-            for parent in dict.fromkeys((own, unified)):
-                try:
-                    self._setup_v2(parent, name)
-                    return
-                except OSError as exc:
-                    v2_errors.append(f"in {parent}: {exc}")
+            try:
+                self._setup_v2(own, name)
+                return
+            except OSError as exc:
+                v2_error = f"in {own}: {exc}"
         if all(os.path.exists(f"{CGROUP_ROOT}/{c}/cgroup.procs") for c in self.V1):
             for c in self.V1:
                 parent = f"{CGROUP_ROOT}/{c}{self._own(c).rstrip('/')}"
@@ -403,30 +419,77 @@ class Cgroups:
             self.version = "v1"
             return
         raise OSError("no usable cgroup hierarchy with memory, pids and cpu controllers"
-                      + (f" (v2: {'; '.join(v2_errors)})" if v2_errors else ""))
+                      + (f" (v2: {v2_error})" if v2_error else ""))
 
-    def _setup_v2(self, parent: str, name: str) -> None:
-        """This grader's group `parent/name`, with memory, pids and cpu enabled for its runs."""
-        missing = {"memory", "pids", "cpu"} - set(_read(parent + "/cgroup.controllers").split())
+    def _setup_v2(self, own: str, name: str) -> None:
+        """This grader's group `own/name`, with memory, pids and cpu enabled for its runs."""
+        missing = {"memory", "pids", "cpu"} - set(_read(own + "/cgroup.controllers").split())
         if missing:
             raise OSError(f"controllers not available: {', '.join(sorted(missing))}")
-        base = f"{parent}/{name}"
-        self._remove_stale(parent)
+        self._remove_stale(own)
         try:
-            _write(parent + "/cgroup.subtree_control", "+memory +pids +cpu")
+            _write(own + "/cgroup.subtree_control", self.CONTROLLERS)
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise
+            self._move_into_leaf(own)     # EBUSY: the grader's own cgroup holds processes
+        base = f"{own}/{name}"
+        try:
             os.mkdir(base)
-            _write(base + "/cgroup.subtree_control", "+memory +pids +cpu")
+            _write(base + "/cgroup.subtree_control", self.CONTROLLERS)
         except OSError:
-            if os.path.isdir(base):
-                os.rmdir(base)
+            _rmdir_quietly(base)
             raise
         self.bases, self.version = {"unified": base}, "v2"
+
+    def _move_into_leaf(self, own: str) -> None:
+        """Move the grader, if it is alone in `own`, into a new leaf group below it, then enable the
+        controllers in `own`; raise OSError, having moved nobody, if other processes are there."""
+        others = [p for p in _read(own + "/cgroup.procs").split() if p != str(os.getpid())]
+        if others:
+            raise OSError(f"other processes ({len(others)}) share the grader's cgroup, and cgroup v2 lets a "
+                          "cgroup that holds processes give its children no controller: run the grader alone "
+                          "in a delegated scope, `sudo systemd-run --scope -p Delegate=yes -- python -m "
+                          "rnncourse.grading ...`")
+        leaf = f"{own}/rnngrade-{os.getpid()}-{secrets.token_hex(4)}"
+        os.mkdir(leaf)
+        try:
+            _write(leaf + "/cgroup.procs", str(os.getpid()))
+        except OSError:
+            _rmdir_quietly(leaf)
+            raise
+        self._moved = (own, leaf)
+        try:
+            _write(own + "/cgroup.subtree_control", self.CONTROLLERS)
+        except OSError:
+            self._move_back()
+            raise
+
+    def _move_back(self) -> None:
+        """Undo `_move_into_leaf`: controllers off in the grader's own cgroup, the grader back in
+        it, its leaf removed. Best effort: a step that fails leaves the rest to systemd, which
+        removes a scope's groups when the scope ends."""
+        if self._moved is None:
+            return
+        own, leaf = self._moved
+        for path, text in ((own + "/cgroup.subtree_control", "-memory -pids -cpu"),
+                           (own + "/cgroup.procs", str(os.getpid()))):
+            try:
+                _write(path, text)
+            except OSError:
+                return
+        _rmdir_quietly(leaf)
+        self._moved = None
 
     def new_run(self, limits: Limits) -> "RunGroup":
         self._n += 1
         return RunGroup(self, f"run-{self._n}-{secrets.token_hex(3)}", limits)
 
     def close(self) -> None:
+        self._remove_bases()
+        self._move_back()
+
+    def _remove_bases(self) -> None:
         for base in self.bases.values():
             for _ in range(50):
                 try:
@@ -448,6 +511,14 @@ class RunGroup:
     def __init__(self, cg: Cgroups, name: str, limits: Limits):
         self.cg, self.v2 = cg, cg.version == "v2"
         self.paths = {c: f"{base}/{name}" for c, base in cg.bases.items()}
+        try:
+            self._make(limits)
+        except OSError:
+            for path in self.paths.values():
+                _rmdir_quietly(path)
+            raise
+
+    def _make(self, limits: Limits) -> None:
         mem = limits.run_memory_mb * 2**20
         for path in self.paths.values():
             os.mkdir(path)
@@ -660,8 +731,11 @@ class Sandbox:
                 if any(got[k] for k in names):
                     features = got
                     break
-        if self.cgroups.version and self._probe_run(dict(features, cgroup=True)):
-            features["cgroup"] = True
+        if self.cgroups.version:
+            try:
+                features["cgroup"] = self._probe_run(dict(features, cgroup=True))
+            except OSError as exc:          # the trial run's own group could not be made
+                self.cgroups.why = f"a trial run's cgroup could not be made: {exc}"
         setuid_error = ""
         if uids:
             ok, setuid_error = self._probe_run(dict(features, setuid=True), uids[0], want_error=True)
