@@ -1,11 +1,15 @@
 """The grader's cgroup setup on a simulated cgroup hierarchy (plain folders and files standing
 for /sys/fs/cgroup). This project's machine has its controllers bound to version 1, so the
-version 2 path is checked here against the kernel's documented rules, which the fake below
-imitates, not on a real hierarchy:
+version 2 path is checked here against some of the kernel's documented rules, which the fake
+below imitates, not on a real hierarchy:
 * a cgroup other than the root that holds processes cannot enable controllers for its children
   (writing its cgroup.subtree_control fails with EBUSY);
+* it can enable only controllers its parent enabled for it, those in its cgroup.controllers
+  (ENOENT);
+* it cannot disable a controller that a child still enables for its own children (EBUSY);
 * writing a pid to a cgroup's cgroup.procs moves that process out of the cgroup it was in;
-* a cgroup whose subtree_control enables controllers cannot take processes (EBUSY);
+* a cgroup other than the root whose subtree_control enables controllers cannot take
+  processes (EBUSY);
 * rmdir removes only an empty group (here: one with no sub-folder and no process)."""
 
 from __future__ import annotations
@@ -51,13 +55,19 @@ class FakeCgroupFs:
         group = path.parent
         if path.name == "cgroup.subtree_control":
             enabled = self.enabled(group)
+            available = set((group / "cgroup.controllers").read_text().split())
+            children = [c for c in group.iterdir() if c.is_dir()]
             for word in text.split():
                 name = word[1:]
                 if word[0] == "+" and name not in enabled:
+                    if name not in available:
+                        raise OSError(errno.ENOENT, os.strerror(errno.ENOENT))
                     if group != self.root and self.procs(group):
                         raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
                     enabled.add(name)
-                elif word[0] == "-":
+                elif word[0] == "-" and name in enabled:
+                    if any(name in self.enabled(c) for c in children):
+                        raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
                     enabled.discard(name)
             path.write_text(" ".join(sorted(enabled)))
         elif path.name == "cgroup.procs":
@@ -76,6 +86,7 @@ class FakeCgroupFs:
         if str(path).startswith(str(self.root)):
             for name in ("cgroup.procs", "cgroup.subtree_control"):
                 Path(path, name).write_text("")
+            Path(path, "cgroup.controllers").write_text(" ".join(sorted(self.enabled(Path(path).parent))))
 
     def rmdir(self, path):
         path = Path(path)
@@ -181,3 +192,29 @@ def test_a_hybrid_host_keeps_to_version_1(tmp_path, monkeypatch):
     cg = sandbox.Cgroups()
     assert cg.version == "v1" and set(cg.bases) == set(sandbox.Cgroups.V1)
     assert all(Path(base).parent == root / c for c, base in cg.bases.items())
+
+
+def test_a_run_joins_its_group_and_the_grader_stays_in_its_leaf(fake):
+    fs = fake()
+    cg = sandbox.Cgroups()
+    run = cg.new_run(Limits())
+    [procs] = run.procs_files
+    fs.write(procs, "7777")                     # what the launcher does for the run's first process
+    assert fs.procs(Path(procs).parent) == ["7777"]
+    [leaf] = [g for g in fs.own.iterdir() if g.is_dir() and str(g) != cg.bases["unified"]]
+    assert fs.procs(leaf) == [ME]
+
+
+def test_a_failed_move_into_the_leaf_leaves_no_leaf(fake, monkeypatch):
+    fs = fake()
+    real_write = fs.write
+
+    def write(path, text):
+        if Path(path).name == "cgroup.procs" and Path(path).parent != fs.own:
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES))
+        real_write(path, text)
+
+    monkeypatch.setattr(sandbox, "_write", write)
+    cg = sandbox.Cgroups()
+    assert cg.version == "" and "Permission denied" in cg.why
+    assert fs.procs(fs.own) == [ME] and [g for g in fs.own.iterdir() if g.is_dir()] == []

@@ -342,10 +342,13 @@ class Cgroups:
 
     Version 2 lets a cgroup other than the machine's root hand controllers to its children only
     while it holds no process itself, and the grader's own cgroup holds the grader. Where the
-    grader is alone in it (a delegated scope: `sudo systemd-run --scope -p Delegate=yes -- python
-    -m rnncourse.grading ...`), the grader moves itself into a leaf group of its own, enables the
-    controllers, and undoes both when it closes, as systemd's rules for delegated cgroups ask;
-    where other processes share it (a login session's scope), it moves nobody and says so."""
+    grader is alone in it (a delegated scope: `sudo systemd-run --scope -p Delegate=yes --
+    .venv/bin/python -m rnncourse.grading ...`), the grader moves itself into a leaf group of its
+    own, enables the controllers in its cgroup's cgroup.subtree_control (which cgroup v2 leaves to
+    the delegatee), and undoes both when it closes: the layout systemd's delegation document
+    recommends. Where other processes share it (a login session's scope), it moves nobody and
+    says so. It cannot tell whether its cgroup was delegated: without Delegate=yes, systemd may
+    reset that file while runs use it."""
 
     V1 = ("memory", "pids", "cpu", "cpuacct")
     CONTROLLERS = "+memory +pids +cpu"
@@ -408,6 +411,7 @@ class Cgroups:
                 self._setup_v2(own, name)
                 return
             except OSError as exc:
+                self._move_back()
                 v2_error = f"in {own}: {exc}"
         if all(os.path.exists(f"{CGROUP_ROOT}/{c}/cgroup.procs") for c in self.V1):
             for c in self.V1:
@@ -449,8 +453,8 @@ class Cgroups:
         if others:
             raise OSError(f"other processes ({len(others)}) share the grader's cgroup, and cgroup v2 lets a "
                           "cgroup that holds processes give its children no controller: run the grader alone "
-                          "in a delegated scope, `sudo systemd-run --scope -p Delegate=yes -- python -m "
-                          "rnncourse.grading ...`")
+                          f"in a delegated scope, `sudo systemd-run --scope -p Delegate=yes -- {sys.executable} "
+                          "-m rnncourse.grading ...`")
         leaf = f"{own}/rnngrade-{os.getpid()}-{secrets.token_hex(4)}"
         os.mkdir(leaf)
         try:
@@ -830,13 +834,13 @@ class Sandbox:
                 os.chown(run_dir, use_uid, use_uid)
                 os.chown(run_dir / "tmp", use_uid, use_uid)
         inside = "/sandbox" if features.get("mountns") else str(run_dir)
+        cg = self.cgroups.new_run(lim) if features.get("cgroup") else None   # before the pipes: it may fail
         out_r, out_w = os.pipe()
         in_r, in_w = os.pipe()
         if argv_tail is None:
             lib = LIB_MOUNT if features.get("mountns") else str(self.lib)
             argv_tail = [f"{lib}/_harness.py"]
         argv = [_interpreter(), "-I", "-S", "-B", *argv_tail, str(in_r), str(out_w)]
-        cg = self.cgroups.new_run(lim) if features.get("cgroup") else None
         rlimits = {"RLIMIT_FSIZE": lim.fsize_mb * 2**20, "RLIMIT_NOFILE": lim.nofile, "RLIMIT_CORE": 0,
                    "RLIMIT_CPU": int(lim.cpu_budget + 10)}
         # Address space per process, also with a cgroup: a single process that grows fails at once
