@@ -157,6 +157,11 @@ _POOLS: dict = {}
 _CONTROLLER = []
 
 
+def batch_bounds(N: int, threads: int) -> np.ndarray:
+    """Where `map_batch_slices` cuts a batch of N examples: slice i is rows bounds[i]:bounds[i + 1]."""
+    return np.linspace(0, N, min(threads, N) + 1).astype(int)
+
+
 def map_batch_slices(fn, arrays, threads: int = 2) -> list:
     """fn(i, *slices_i) for i = 0 .. threads-1, at once, one Python thread each; slice i of
     every array in `arrays` is a contiguous block of its rows (the batch axis, axis 0).
@@ -174,8 +179,7 @@ def map_batch_slices(fn, arrays, threads: int = 2) -> list:
 
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
-    N = arrays[0].shape[0]
-    bounds = np.linspace(0, N, min(threads, N) + 1).astype(int)
+    bounds = batch_bounds(arrays[0].shape[0], threads)
     slices = [tuple(a[lo:hi] for a in arrays) for lo, hi in zip(bounds[:-1], bounds[1:])]
     if len(slices) == 1:
         return [fn(0, *slices[0])]

@@ -465,20 +465,12 @@ def bench_target_scaling(measurements: int, rounds: int, threads: int = 2, size:
     problem = numpy_problem(kind, N, T, H)
     steps = numpy_steps(kind, problem, threads)
     floor_fns = {name: fn for name, fn in floors(kind, N, T, H).items() if name.startswith("per_step_")}
-    # The split step's first slice, as fast.map_batch_slices cuts it, on its own.
-    import numpy as np
+    # The fused step on the split step's first slice alone, the slice fast.map_batch_slices cuts.
+    from rnncourse.fast import batch_bounds
 
-    from rnncourse import fast
-    from rnncourse.processes import fast_layer_gradients
-
-    n_first = int(np.linspace(0, N, threads + 1)[1])
-    first = [problem[key][:n_first] for key in ("x", "h0", "dh")]
-    weights = (kind, problem["params"]["kernel"], problem["params"]["recurrent_kernel"], problem["params"]["bias"])
-    half_workspace = fast.Workspace()
-
-    def half():
-        fast_layer_gradients(*first, *weights, workspace=half_workspace, fused=True)
-
+    n_first = int(batch_bounds(N, threads)[1])
+    first_slice = {**problem, **{key: problem[key][:n_first] for key in ("x", "h0", "dh")}}
+    half = numpy_steps(kind, first_slice)["fused"]
     functions = {**{f"{name}@1": fn for name, fn in floor_fns.items()}, "fused@1": steps["fused"], "half@1": half,
                  **{f"{name}@n": fn for name, fn in floor_fns.items()}, "fused@n": steps["fused"],
                  "fused_split@n": steps["fused_split"]}
@@ -1455,8 +1447,9 @@ def measure_target_again(threads: int, quick: bool, output: Path, method: str = 
     """The target size measured once more at `threads` threads, in a fresh worker process, as
     the layers part measures it (method "repeats": `bench_target_repeats`), with paired ratios
     ("paired": `bench_target_paired`) or taken apart into one thread's efficiency and the
-    speed-ups of more ("scaling": `bench_target_scaling`), with when and on what code it ran: an entry of the results file's `target_history`, which keeps every such run, so
-    that a verdict can be read from all of them and not only from the latest."""
+    speed-ups of more ("scaling": `bench_target_scaling`), with when and on what code it ran:
+    an entry of the results file's `target_history`, which keeps every such run, so that a
+    verdict can be read from all of them and not only from the latest."""
     info = machine_info()
     load_start, cpu_start = os.getloadavg(), cpu_times()
     out = output.with_suffix(f".target{threads}.json")
