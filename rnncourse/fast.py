@@ -421,9 +421,11 @@ class _LSTMForward(NamedTuple):
     tanh_c: np.ndarray            # (T, H, N)
 
 
-def _lstm_forward_setup(x, h0, c0, kernel, recurrent_kernel, bias, mask, workspace) -> _LSTMForward:
+def _lstm_forward_setup(x, h0, c0, kernel, recurrent_kernel, bias, mask, workspace, project=None) -> _LSTMForward:
     """Everything of the LSTM's fast forward pass before its time loop: the checks, the weights
-    in the loop's layout, the input projection of every step, and the arrays the loop fills."""
+    in the loop's layout, the input projection of every step, and the arrays the loop fills.
+    project(weights_t, x_ones, gates), optional: computes the input projection instead of
+    NumPy's matmul (`rnncourse.parallel` does it on its own threads)."""
     sizes = _lstm._check_inputs("x", x, ("N", "T", "D"), {"h0": h0, "c0": c0}, kernel, recurrent_kernel, bias)
     mask = check_mask(mask, sizes)
     N, T, D = x.shape
@@ -447,7 +449,10 @@ def _lstm_forward_setup(x, h0, c0, kernel, recurrent_kernel, bias, mask, workspa
     # Every step's pre-activations from the input, (4H, N) per step, before the loop: one
     # product per step, each reading that step's rows of x_ones as columns (no copy).
     gates = _buffer(workspace, "lstm/gates", (T, 4 * H, N), dtype)
-    np.matmul(weights_t, x_ones.transpose(0, 2, 1), out=gates)
+    if project is None:
+        np.matmul(weights_t, x_ones.transpose(0, 2, 1), out=gates)
+    else:
+        project(weights_t, x_ones, gates)
     recurrent_t = np.empty((4 * H, H), dtype=dtype)
     _scaled_transpose_into(recurrent_t, recurrent_int, half)
     # The states are stored feature-first, (H, T + 1, N): step t is the block states[:, t], and

@@ -13,6 +13,7 @@ Writes book/data/benchmarks.json, which the Benchmarks appendix page draws.
                                                 # floor over its own steps: bench_target_paired)
     python scripts/bench.py --only scaling --threads 2  # its efficiency at one thread and what the
                                                 # second thread gives (bench_target_scaling)
+    python scripts/bench.py --only parallel --threads 2 # the same with rnncourse.parallel's step too
 
 How it measures (as a performance engineer would, on a machine that may be shared):
 * every timed function runs once untimed first (tracing, allocation, BLAS warm-up);
@@ -176,11 +177,13 @@ def numpy_problem(kind: str, N: int, T: int, H: int, D: int = INPUT_DIM, seed: i
             "params": params, "dh": rng.standard_normal((N, T, H)).astype(f32)}
 
 
-def numpy_steps(kind: str, problem: dict, threads: int = 1, pool=None) -> dict:
+def numpy_steps(kind: str, problem: dict, threads: int = 1, pool=None, parallel: bool = False) -> dict:
     """Closures for one training step of the clear code and of the fast path; with threads > 1
     also the fast path with the batch split over that many cores (`fast.map_batch_slices`,
-    one BLAS thread per slice), the weight gradients summed afterwards; and with `pool` (a
-    `processes.BatchProcesses`) the same split over processes instead of threads."""
+    one BLAS thread per slice), the weight gradients summed afterwards; with `pool` (a
+    `processes.BatchProcesses`) the same split over processes instead of threads; and with
+    parallel=True, for the LSTM, `rnncourse.parallel`'s step on `threads` threads of Numba's
+    pool ("fused_parallel")."""
     from rnncourse import fast, gru, lstm, rnn
     from rnncourse.processes import fast_layer_gradients
 
@@ -208,6 +211,17 @@ def numpy_steps(kind: str, problem: dict, threads: int = 1, pool=None) -> dict:
             fast_layer_gradients(x, h0, dh, *weights, workspace=fused_ws, fused=True)
 
         steps["fused"] = fused
+        if parallel:
+            from rnncourse import parallel as _parallel
+
+            parallel_ws = fast.Workspace()
+
+            def fused_parallel():
+                cache = _parallel.lstm_forward_parallel(x, h0, h0, *weights[1:], workspace=parallel_ws,
+                                                        threads=threads)[2]
+                return _parallel.lstm_backward_parallel(dh, cache, input_gradient=False, threads=threads)[3:]
+
+            steps["fused_parallel"] = fused_parallel
     if threads > 1 and x.shape[0] >= threads:
         for name, use_fused in (("fast_split", False), ("fused_split", True)):
             if use_fused and kind != "lstm":
@@ -436,10 +450,12 @@ def _timed_rounds(functions: dict, rounds: int, untimed: int, blas_threads: dict
 
 SCALING_KEYS = ("fused_one_thread_vs_per_step_floor", "floor_speedup", "fused_speedup", "fused_split_speedup",
                 "fused_vs_per_step_floor", "fused_split_vs_per_step_floor", "half_batch_work", "halves_together")
+PARALLEL_KEYS = ("fused_parallel_one_thread_vs_per_step_floor", "fused_parallel_speedup",
+                 "fused_parallel_vs_per_step_floor")
 
 
 def bench_target_scaling(measurements: int, rounds: int, threads: int = 2, size: tuple = TARGET,
-                         untimed: int = 2) -> dict:
+                         untimed: int = 2, parallel: bool = False) -> dict:
     """Why the target is harder at two threads than at one: the efficiency at `threads` threads
     taken apart, each factor a ratio within one round (as in `bench_target_paired`).
 
@@ -458,12 +474,18 @@ def bench_target_scaling(measurements: int, rounds: int, threads: int = 2, size:
       halves_together   half(1) / split(threads), 1 where the slices running at once on their
                         own cores do not slow each other down;
     so that fused_split_speedup = slices * half_batch_work * halves_together. A measurement is
-    each factor's median over `rounds` rounds."""
+    each factor's median over `rounds` rounds.
+
+    parallel=True (method "parallel"): the rounds also time `rnncourse.parallel`'s step on one
+    and on `threads` threads of Numba's pool (par(1), par(threads)), giving
+      fused_parallel_one_thread_vs_per_step_floor  floor(1) / par(1);
+      fused_parallel_speedup                       par(1) / par(threads);
+      fused_parallel_vs_per_step_floor             floor(threads) / par(threads)."""
     if threads < 2:
         raise ValueError(f"the scaling measurement compares one thread with more, got threads={threads}")
     kind, N, H, T = size
     problem = numpy_problem(kind, N, T, H)
-    steps = numpy_steps(kind, problem, threads)
+    steps = numpy_steps(kind, problem, threads, parallel=parallel)
     floor_fns = {name: fn for name, fn in floors(kind, N, T, H).items() if name.startswith("per_step_")}
     # The fused step on the split step's first slice alone, the slice fast.map_batch_slices cuts.
     from rnncourse.fast import batch_bounds
@@ -474,10 +496,15 @@ def bench_target_scaling(measurements: int, rounds: int, threads: int = 2, size:
     functions = {**{f"{name}@1": fn for name, fn in floor_fns.items()}, "fused@1": steps["fused"], "half@1": half,
                  **{f"{name}@n": fn for name, fn in floor_fns.items()}, "fused@n": steps["fused"],
                  "fused_split@n": steps["fused_split"]}
+    keys = SCALING_KEYS
+    if parallel:
+        functions.update({"par@1": numpy_steps(kind, problem, 1, parallel=True)["fused_parallel"],
+                          "par@n": steps["fused_parallel"]})
+        keys = SCALING_KEYS + PARALLEL_KEYS
     one_thread = {name: 1 for name in functions if name.endswith("@1")}
     runs = []
     for _ in range(measurements):
-        factors = {key: [] for key in SCALING_KEYS}
+        factors = {key: [] for key in keys}
         for s in _timed_rounds(functions, rounds, untimed, one_thread):
             floor_1 = min(s[f"{name}@1"] for name in floor_fns)
             floor_n = min(s[f"{name}@n"] for name in floor_fns)
@@ -486,9 +513,19 @@ def bench_target_scaling(measurements: int, rounds: int, threads: int = 2, size:
                                                  floor_n / s["fused@n"], floor_n / s["fused_split@n"],
                                                  s["fused@1"] / (threads * s["half@1"]), s["half@1"] / s["fused_split@n"])):
                 factors[key].append(value)
+            if parallel:
+                for key, value in zip(PARALLEL_KEYS, (floor_1 / s["par@1"], s["par@1"] / s["par@n"],
+                                                      floor_n / s["par@n"])):
+                    factors[key].append(value)
         runs.append({key: statistics.median(values) for key, values in factors.items()})
-    return {"kind": kind, "N": N, "H": H, "T": T, "threads": threads, "method": "scaling", "repeats": measurements,
-            "rounds": rounds, "untimed_repetitions": untimed, "runs": runs, "summary": _spread(runs, SCALING_KEYS)}
+    entry = {"kind": kind, "N": N, "H": H, "T": T, "threads": threads, "method": "parallel" if parallel else "scaling",
+             "repeats": measurements, "rounds": rounds, "untimed_repetitions": untimed, "runs": runs,
+             "summary": _spread(runs, keys)}
+    if parallel:
+        import numba
+
+        entry["numba_threading_layer"] = numba.threading_layer()
+    return entry
 
 
 # ----------------------------------------------------------------------------- Keras
@@ -1369,16 +1406,17 @@ def worker(threads: int, quick: bool, all_lengths: bool, output: Path, target_me
     TensorFlow fix their thread counts when they load. With a target_method, only the target
     size's extra measurements: "repeats", as the full run makes them (`bench_target_repeats`);
     "paired", with paired ratios (`bench_target_paired`); "scaling", one thread against
-    `threads` (`bench_target_scaling`)."""
+    `threads` (`bench_target_scaling`); "parallel", the same with `rnncourse.parallel`'s step."""
     _set_threads_before_imports(threads)
-    if target_method in ("paired", "scaling"):
+    if target_method in ("paired", "scaling", "parallel"):
         sys.path.insert(0, str(ROOT))
         if target_method == "paired":
             print(f"-- {threads} thread(s): the target size, paired ratios", flush=True)
             repeat = bench_target_paired(2 if quick else 5, 2 if quick else 15, threads)
         else:
-            print(f"-- 1 and {threads} threads: the target size, scaling", flush=True)
-            repeat = bench_target_scaling(2 if quick else 5, 2 if quick else 11, threads)
+            print(f"-- 1 and {threads} threads: the target size, {target_method}", flush=True)
+            repeat = bench_target_scaling(2 if quick else 5, 2 if quick else 11, threads,
+                                          parallel=target_method == "parallel")
         output.write_text(json.dumps({"target_repeats": repeat}))
         return
     if target_method == "repeats":
@@ -1477,17 +1515,19 @@ def main(argv=None) -> int:
     parser.add_argument("--course", action="store_true", help="also time every notebook, the book, grading")
     parser.add_argument("--course-from-junit", type=Path, default=None,
                         help="take the notebook times from this nbval JUnit XML file instead of executing them")
-    parser.add_argument("--only", choices=["layers", "batching", "fusion", "course", "target", "paired", "scaling"],
+    parser.add_argument("--only", choices=["layers", "batching", "fusion", "course", "target", "paired", "scaling",
+                                           "parallel"],
                         action="append",
                         help="run only these parts (repeatable); the others keep their previous results. "
                              "target: the target size measured once more (as the layers part does), added "
                              "to the runs already recorded in target_history; paired: the same with "
                              "paired ratios (bench_target_paired); scaling: one thread against the "
-                             "first thread count (bench_target_scaling)")
+                             "first thread count (bench_target_scaling); parallel: the same with "
+                             "rnncourse.parallel's step")
     parser.add_argument("--output", type=Path, default=OUT)
     parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--all-lengths", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--target-method", choices=["repeats", "paired", "scaling"], default=None,
+    parser.add_argument("--target-method", choices=["repeats", "paired", "scaling", "parallel"], default=None,
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     thread_counts = [int(t) for t in str(args.threads).split(",")]
@@ -1526,8 +1566,9 @@ def main(argv=None) -> int:
         if part in parts:
             for threads in thread_counts:
                 result["target_history"].append(measure_target_again(threads, args.quick, args.output, method))
-    if "scaling" in parts:  # one thread against the most
-        result["target_history"].append(measure_target_again(max(thread_counts), args.quick, args.output, "scaling"))
+    for part in ("scaling", "parallel"):  # one thread against the most
+        if part in parts:
+            result["target_history"].append(measure_target_again(max(thread_counts), args.quick, args.output, part))
     if "batching" in parts:  # the parts timed with one BLAS thread (batching: each setup says)
         result["batching"] = bench_batching(3.0 if args.quick else 45.0)
         result["hot_spots"] = bench_hot_spots()

@@ -244,11 +244,13 @@ def test_the_target_size_can_be_measured_with_paired_ratios():
         assert result["summary"][key]["max"] == max(values)
 
 
-@pytest.mark.parametrize("part, threads, expected_threads", [("paired", "2", ["2"]), ("scaling", "2,1", ["2"])])
+@pytest.mark.parametrize("part, threads, expected_threads", [("paired", "2", ["2"]), ("scaling", "2,1", ["2"]),
+                                                             ("parallel", "2,1", ["2"])])
 def test_the_paired_and_scaling_parts_add_one_run_to_the_history(tmp_path, monkeypatch, part, threads,
                                                                     expected_threads):
-    """`--only paired` measures at each thread count; `--only scaling` once, at the most threads
-    (it compares them with one). Each run is appended, with its method, to the runs before it."""
+    """`--only paired` measures at each thread count; `--only scaling` and `--only parallel` once,
+    at the most threads (they compare them with one). Each run is appended, with its method, to
+    the runs before it."""
     output = tmp_path / "results.json"
     output.write_text(json.dumps({"machine": {"cpu": "kept", "parts_measured": {}}, "threads": [2],
                                   "target_history": [{"run": 0}]}))
@@ -270,13 +272,17 @@ def test_the_paired_and_scaling_parts_add_one_run_to_the_history(tmp_path, monke
     assert history[0] == {"run": 0} and history[1]["method"] == part and "steal_fraction" in history[1]["measured"]
 
 
-def test_the_scaling_measurement_takes_the_efficiency_apart_round_by_round():
+@pytest.mark.parametrize("parallel, method, keys", [(False, "scaling", bench.SCALING_KEYS),
+                                                     (True, "parallel", bench.SCALING_KEYS + bench.PARALLEL_KEYS)])
+def test_the_scaling_measurement_takes_the_efficiency_apart_round_by_round(parallel, method, keys):
     """Every factor of every measurement is a ratio of two timings (positive); the summary is
-    their mean over the measurements; one thread cannot be compared with itself."""
-    result = bench.bench_target_scaling(2, 3, threads=2, size=("lstm", 4, 8, 5))
-    assert result["method"] == "scaling" and result["threads"] == 2 and len(result["runs"]) == 2
+    their mean over the measurements; one thread cannot be compared with itself. With
+    parallel=True, rnncourse.parallel's step is timed too, and Numba's threading layer recorded."""
+    result = bench.bench_target_scaling(2, 3, threads=2, size=("lstm", 4, 8, 5), parallel=parallel)
+    assert result["method"] == method and result["threads"] == 2 and len(result["runs"]) == 2
+    assert ("numba_threading_layer" in result) == parallel
     for run in result["runs"]:
-        assert set(run) == set(bench.SCALING_KEYS) and all(v > 0 for v in run.values())
+        assert set(run) == set(keys) and all(v > 0 for v in run.values())
     assert result["summary"]["floor_speedup"]["mean"] == pytest.approx(
         sum(r["floor_speedup"] for r in result["runs"]) / 2)
     with pytest.raises(ValueError, match="one thread with more"):
