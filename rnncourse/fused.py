@@ -106,6 +106,27 @@ def _cell_update(a, c_prev, c_out, keep, half):  # pragma: no cover - compiled
             c_out[j, k] = c if keep[k] else c_prev[j, k]
 
 
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _forward_row32(t, j, recurrent, gates, cells, tanh_c, keep):  # pragma: no cover - compiled
+    """`_step_forward32` for hidden unit j alone (all examples): one row of each gate block. Also
+    the body of `rnncourse.parallel`'s forward loop, whose threads each take a block of units."""
+    H, N = cells.shape[1], cells.shape[2]
+    for k in range(N):
+        o = _HALF32 * _tanh32(gates[t, j, k] + recurrent[j, k]) + _HALF32
+        i = _HALF32 * _tanh32(gates[t, H + j, k] + recurrent[H + j, k]) + _HALF32
+        f = _HALF32 * _tanh32(gates[t, 2 * H + j, k] + recurrent[2 * H + j, k]) + _HALF32
+        g = _tanh32(gates[t, 3 * H + j, k] + recurrent[3 * H + j, k])
+        gates[t, j, k] = o
+        gates[t, H + j, k] = i
+        gates[t, 2 * H + j, k] = f
+        gates[t, 3 * H + j, k] = g
+        c_prev = cells[t, j, k]
+        c = f * c_prev + i * g
+        c = c if keep[k] else c_prev
+        cells[t + 1, j, k] = c
+        tanh_c[t, j, k] = _tanh32(c)
+
+
 @njit(cache=True, nogil=True, boundscheck=False, error_model="numpy", fastmath={"contract"})
 def _step_forward32(t, recurrent, gates, cells, tanh_c, keep):  # pragma: no cover - compiled
     """One float32 forward step after its product, all in one loop: a = gates[t] + recurrent,
@@ -116,22 +137,35 @@ def _step_forward32(t, recurrent, gates, cells, tanh_c, keep):  # pragma: no cov
     `_step_backward`. error_model="numpy" lets p / q divide without Python's zero check,
     which would stop the loop from vectorising; fastmath={"contract"} allows fused
     multiply-adds, so the products are not associated as the fast path's are."""
-    H, N = cells.shape[1], cells.shape[2]
-    for j in range(H):
-        for k in range(N):
-            o = _HALF32 * _tanh32(gates[t, j, k] + recurrent[j, k]) + _HALF32
-            i = _HALF32 * _tanh32(gates[t, H + j, k] + recurrent[H + j, k]) + _HALF32
-            f = _HALF32 * _tanh32(gates[t, 2 * H + j, k] + recurrent[2 * H + j, k]) + _HALF32
-            g = _tanh32(gates[t, 3 * H + j, k] + recurrent[3 * H + j, k])
-            gates[t, j, k] = o
-            gates[t, H + j, k] = i
-            gates[t, 2 * H + j, k] = f
-            gates[t, 3 * H + j, k] = g
-            c_prev = cells[t, j, k]
-            c = f * c_prev + i * g
-            c = c if keep[k] else c_prev
-            cells[t + 1, j, k] = c
-            tanh_c[t, j, k] = _tanh32(c)
+    for j in range(cells.shape[1]):
+        _forward_row32(t, j, recurrent, gates, cells, tanh_c, keep)
+
+
+@njit(inline="always")
+def _backward_row(t, j, dh_arriving, dh_next, dc, gates, tanh_c, c_prev, da, dh_t, keep, one):  # pragma: no cover
+    """`_step_backward` for hidden unit j alone (all examples). Also the body of
+    `rnncourse.parallel`'s backward loop, whose threads each take a block of units."""
+    H, N = dh_next.shape
+    for k in range(N):
+        dh = dh_arriving[j, k] + dh_next[j, k]
+        dh_t[j, k] = dh
+        o = gates[j, k]
+        i = gates[H + j, k]
+        f = gates[2 * H + j, k]
+        g = gates[3 * H + j, k]
+        tc = tanh_c[j, k]
+        w = keep[k]
+        # The products are associated as the fast path's NumPy calls associate them (the
+        # bounded local factors first, the incoming gradient last), so the two agree bit for
+        # bit wherever the compiler keeps IEEE order. keep (0 or 1) multiplies the first,
+        # bounded factor: times 1 it changes nothing, times 0 it gives 0 unless a later
+        # factor has overflowed to inf.
+        dc_t = dc[j, k] + (one - tc * tc) * o * dh
+        da[j, t, k] = (one - o) * o * w * tc * dh
+        da[H + j, t, k] = (one - i) * i * w * g * dc_t
+        da[2 * H + j, t, k] = (one - f) * f * w * c_prev[j, k] * dc_t
+        da[3 * H + j, t, k] = (one - g * g) * w * i * dc_t
+        dc[j, k] = dc_t * f if w else dc[j, k]
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -150,28 +184,8 @@ def _step_backward(t, dh_arriving, dh_next, dc, gates, tanh_c, c_prev, da, dh_t,
       for "any layout" cannot use SIMD instructions;
     * keep is a contiguous row of 0s and 1s that multiplies the gradients (a padded example
       keeps its old dc by a select), instead of a branch around the arithmetic."""
-    H, N = dh_next.shape
-    for j in range(H):
-        for k in range(N):
-            dh = dh_arriving[j, k] + dh_next[j, k]
-            dh_t[j, k] = dh
-            o = gates[j, k]
-            i = gates[H + j, k]
-            f = gates[2 * H + j, k]
-            g = gates[3 * H + j, k]
-            tc = tanh_c[j, k]
-            w = keep[k]
-            # The products are associated as the fast path's NumPy calls associate them (the
-            # bounded local factors first, the incoming gradient last), so the two agree bit for
-            # bit wherever the compiler keeps IEEE order. keep (0 or 1) multiplies the first,
-            # bounded factor: times 1 it changes nothing, times 0 it gives 0 unless a later
-            # factor has overflowed to inf.
-            dc_t = dc[j, k] + (one - tc * tc) * o * dh
-            da[j, t, k] = (one - o) * o * w * tc * dh
-            da[H + j, t, k] = (one - i) * i * w * g * dc_t
-            da[2 * H + j, t, k] = (one - f) * f * w * c_prev[j, k] * dc_t
-            da[3 * H + j, t, k] = (one - g * g) * w * i * dc_t
-            dc[j, k] = dc_t * f if w else dc[j, k]
+    for j in range(dh_next.shape[0]):
+        _backward_row(t, j, dh_arriving, dh_next, dc, gates, tanh_c, c_prev, da, dh_t, keep, one)
 
 
 # -------------------------------------------------------------------------- the LSTM

@@ -42,7 +42,7 @@ import numpy as np
 from numba import njit, prange
 
 from .fast import LSTMCache, _buffer, _lstm_backward_start, _lstm_forward_setup, _lstm_to_keras, _read_only_view
-from .fused import _HALF32, _keep_rows, _tanh32
+from .fused import _backward_row, _forward_row32, _keep_rows
 
 
 # ------------------------------------------------------------- the BLAS, called directly
@@ -103,7 +103,8 @@ def _forward_loop(recurrent_t, gates, states, cells, tanh_c, keep, recurrent, th
     """The forward time loop (float32). recurrent_t (4H, H), the recurrent kernel halved and
     transposed; gates (T, 4H, N) holding the input side of every pre-activation, overwritten with
     the activations; states (H, T + 1, N), cells (T + 1, H, N) with h0, c0 written; tanh_c
-    (T, H, N); keep (T, N), 1 at a real step, 0 at padding; recurrent (4H, N), scratch."""
+    (T, H, N); keep (T, N), 1 at a real step, 0 at padding; recurrent (4H, N), scratch. The
+    element-wise work is `fused._step_forward32`'s, row by row (`fused._forward_row32`)."""
     T, G, N = gates.shape
     H = G // 4
     state_stride = states.shape[1] * N
@@ -116,31 +117,17 @@ def _forward_loop(recurrent_t, gates, states, cells, tanh_c, keep, recurrent, th
                     _gemm(_PLAIN, _PLAIN, hi - lo, N, H, recurrent_t[row].ctypes.data, H,
                           states[0, t].ctypes.data, state_stride, recurrent[row].ctypes.data, N)
             for j in range(lo, hi):
-                for k in range(N):
-                    o = _HALF32 * _tanh32(gates[t, j, k] + recurrent[j, k]) + _HALF32
-                    i = _HALF32 * _tanh32(gates[t, H + j, k] + recurrent[H + j, k]) + _HALF32
-                    f = _HALF32 * _tanh32(gates[t, 2 * H + j, k] + recurrent[2 * H + j, k]) + _HALF32
-                    g = _tanh32(gates[t, 3 * H + j, k] + recurrent[3 * H + j, k])
-                    gates[t, j, k] = o
-                    gates[t, H + j, k] = i
-                    gates[t, 2 * H + j, k] = f
-                    gates[t, 3 * H + j, k] = g
-                    c_prev = cells[t, j, k]
-                    c_new = f * c_prev + i * g
-                    real = keep[t, k] != 0
-                    c_new = c_new if real else c_prev
-                    cells[t + 1, j, k] = c_new
-                    tc = _tanh32(c_new)
-                    tanh_c[t, j, k] = tc
-                    states[j, t + 1, k] = o * tc if real else states[j, t, k]
+                _forward_row32(t, j, recurrent, gates, cells, tanh_c, keep[t])
+                for k in range(N):                   # h = o tanh(c), or h_{t-1} where padded
+                    states[j, t + 1, k] = gates[t, j, k] * tanh_c[t, j, k] if keep[t, k] != 0 else states[j, t, k]
 
 
 @njit(parallel=True, nogil=True, boundscheck=False)
 def _backward_loop(recurrent_int, dh_fm, gates, tanh_c, cells, keep, da, dh_next, dh_t, dc, threads):  # pragma: no cover
     """The backward time loop. recurrent_int (H, 4H); dh_fm (T, H, N), the gradient arriving
     from the loss; da (4H, T, N), written; dc (H, N), dL/dc_T on entry, dL/dc_0 on return;
-    dh_next (H, N), dL/dh_0 on return; dh_t (H, N), scratch. The element-wise arithmetic is
-    `fused._step_backward`'s, associated the same way."""
+    dh_next (H, N), dL/dh_0 on return; dh_t (H, N), scratch. The element-wise work is
+    `fused._step_backward`'s, row by row (`fused._backward_row`)."""
     T, H, N = dh_fm.shape
     da_stride = T * N
     one = np.float32(1.0)
@@ -148,31 +135,19 @@ def _backward_loop(recurrent_int, dh_fm, gates, tanh_c, cells, keep, da, dh_next
         for c in prange(threads):
             lo, hi = _block(c, threads, H)
             if t < T and hi > lo:
-                # dh arriving at h_t from step t + 1: this thread's rows of U da_{t+1}; a padded
-                # example passes its gradient straight back.
+                # The gradient into the state that step t read, from step t: this thread's rows
+                # of U da_t; a padded example passes its gradient straight back.
                 _gemm(_PLAIN, _PLAIN, hi - lo, N, 4 * H, recurrent_int[lo].ctypes.data, 4 * H,
                       da[0, t].ctypes.data, da_stride, dh_next[lo].ctypes.data, N)
                 for j in range(lo, hi):
                     for k in range(N):
                         if keep[t, k] == 0:
                             dh_next[j, k] = dh_t[j, k]
-            s = t - 1                            # the step whose gate derivatives come next
-            for j in range(lo, hi if t > 0 else lo):
-                for k in range(N):
-                    dh = dh_fm[s, j, k] + dh_next[j, k]
-                    dh_t[j, k] = dh
-                    o = gates[s, j, k]
-                    i = gates[s, H + j, k]
-                    f = gates[s, 2 * H + j, k]
-                    g = gates[s, 3 * H + j, k]
-                    tc = tanh_c[s, j, k]
-                    w = keep[s, k]
-                    dc_t = dc[j, k] + (one - tc * tc) * o * dh
-                    da[j, s, k] = (one - o) * o * w * tc * dh
-                    da[H + j, s, k] = (one - i) * i * w * g * dc_t
-                    da[2 * H + j, s, k] = (one - f) * f * w * cells[s, j, k] * dc_t
-                    da[3 * H + j, s, k] = (one - g * g) * w * i * dc_t
-                    dc[j, k] = dc_t * f if w else dc[j, k]
+            if t > 0:                                # the gate derivatives of step t - 1
+                s = t - 1
+                dh_arriving, gates_s, tanh_c_s, c_prev, keep_s = dh_fm[s], gates[s], tanh_c[s], cells[s], keep[s]
+                for j in range(lo, hi):
+                    _backward_row(s, j, dh_arriving, dh_next, dc, gates_s, tanh_c_s, c_prev, da, dh_t, keep_s, one)
 
 
 @njit(parallel=True, nogil=True, boundscheck=False)
