@@ -3,11 +3,12 @@
 With a multi-threaded BLAS, `rnncourse.fused` uses the second core only inside the matrix
 products; between them, a step's element-wise work runs on one core while the other waits
 (Amdahl's law, the Benchmarks appendix's ninth round). Handing that work to a second thread
-pays off only if the hand-off is cheap, and it is not when two thread pools take turns: a
-Python thread waits for another through the operating system (tens of microseconds on a
-virtual machine, about what half a step's element-wise work takes), and Numba's pool and
-OpenBLAS's pool each keep their idle threads spinning for a while after a job, so that each
-takes a core from the other whenever they alternate.
+pays off only if the hand-off is cheap, and it is not when two thread pools take turns. A
+thread that sleeps until it is woken through the operating system (a Python thread, or the
+pool of Numba's own "workqueue" layer) costs about 100 microseconds a hand-off on the
+appendix's virtual machine, more than half a step's element-wise work (about 40); a pool whose
+idle threads spin, as OpenBLAS's and Numba's OpenMP pool do, answers in about 2, but two such
+pools each keep a core the other needs whenever they alternate (the tenth round).
 
 Here one pool does all the work: Numba's (`prange`). Each time step is one parallel region.
 Thread c owns a block of hidden units, and in it does both the products and the element-wise
@@ -241,6 +242,14 @@ def lstm_backward_parallel(dh, cache, dc_last=None, input_gradient=True, threads
         dh, cache, dc_last, "lstm_forward_parallel, fused.lstm_forward_fused or fast.lstm_forward_fast")
     _check_float32(dtype)
     x_ones, kernel_int, recurrent_int, gates, states, cells, tanh_c, mask, workspace = cache
+    # The kernels hand these to the BLAS by address, as contiguous float32: anything else would be
+    # read wrongly, not rejected (a cache of the fast path can hold float64 weights beside float32 data).
+    for name in ("x", "kernel", "recurrent_kernel", "gates", "states", "cells", "tanh_c"):
+        array = getattr(cache, name)
+        if array.dtype != np.float32 or not array.flags.c_contiguous:
+            raise TypeError(f"rnncourse.parallel needs a cache of contiguous float32 arrays; its {name} is a "
+                            f"{'' if array.flags.c_contiguous else 'non-contiguous '}{array.dtype} array. "
+                            "rnncourse.fused.lstm_backward_fused takes any cache of the fast paths")
     D = x_ones.shape[2] - 1
     da = _buffer(workspace, "lstm/da", (4 * H, T, N), dtype)
     dh_next, dh_t = np.zeros((H, N), dtype), np.zeros((H, N), dtype)

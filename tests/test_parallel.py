@@ -99,6 +99,9 @@ def test_parallel_checks_its_inputs():
         parallel.lstm_backward_parallel(np.zeros((2, 3, 4), np.float32), cache)
     with pytest.raises(TypeError, match="float32 only"):                 # a float64 gradient
         parallel.lstm_backward_parallel(np.zeros((2, 3, 5)), cache)
+    mixed = fast.lstm_forward_fast(**{**args, "recurrent_kernel": args["recurrent_kernel"].astype(np.float64)})[-1]
+    with pytest.raises(TypeError, match="recurrent_kernel is a float64"):   # float32 data, a float64 weight
+        parallel.lstm_backward_parallel(np.zeros((2, 3, 5), np.float32), mixed)
     bad = args["x"].copy()
     bad[0, 1, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
