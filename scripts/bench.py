@@ -2,7 +2,7 @@
 against a compiled Keras training step, and batched training against one sequence at a time.
 Writes book/data/benchmarks.json, which the Benchmarks appendix page draws.
 
-    make bench                                  # about 10 minutes on 2 cores
+    make bench                                  # about half an hour on 2 cores (layers, batching, fusion)
     python scripts/bench.py --quick             # a smoke test with small sizes (a minute)
     python scripts/bench.py --threads 2         # BLAS and TensorFlow on two threads only (default 2,1)
     python scripts/bench.py --only batching     # one part; the others keep their previous results
@@ -125,6 +125,11 @@ def machine_info() -> dict:
         import tensorflow as tf
         import keras
         versions.update(tensorflow=tf.__version__, keras=keras.__version__)
+    except ImportError:
+        pass
+    try:  # the fused and one-pool steps are compiled by Numba
+        import numba
+        versions["numba"] = numba.__version__
     except ImportError:
         pass
     try:
@@ -1581,7 +1586,8 @@ def main(argv=None) -> int:
     result["course"] = bench_course(args.course_from_junit) if "course" in parts else previous.get("course")
     # When and on what code each part was measured: the parts run now, and those kept from the
     # previous file as they were recorded then.
-    now = {key: result["machine"][key] for key in ("git_commit", "git_dirty", "load_average_at_start")}
+    # The CPU too: a part kept from an earlier run may come from another machine than the layers'.
+    now = {key: result["machine"][key] for key in ("git_commit", "git_dirty", "load_average_at_start", "cpu")}
     now.update(date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),  # when the run ended
                load_average_at_end=os.getloadavg(), seconds=time.perf_counter() - started)
     measured = dict(previous.get("machine", {}).get("parts_measured", {}))

@@ -213,6 +213,8 @@ def test_the_target_part_adds_a_run_to_the_history_and_keeps_every_other_part(tm
     for key in ("numpy", "keras", "target_repeats", "fusion", "course"):
         assert result[key] == previous[key]
     assert result["machine"]["cpu"] == "kept" and "target" in result["machine"]["parts_measured"]
+    # The part's own record names the CPU it ran on (this one), not the kept layers run's.
+    assert result["machine"]["parts_measured"]["target"]["cpu"] == bench.machine_info()["cpu"]
     assert not list(tmp_path.glob("*.target*.json"))     # the worker's file is removed
 
 
