@@ -14,6 +14,7 @@ Writes book/data/benchmarks.json, which the Benchmarks appendix page draws.
     python scripts/bench.py --only scaling --threads 2  # its efficiency at one thread and what the
                                                 # second thread gives (bench_target_scaling)
     python scripts/bench.py --only parallel --threads 2 # the same with rnncourse.parallel's step too
+    python scripts/bench.py --only lengths      # NumPy against Keras at lengths 25 to 800 (bench_lengths)
 
 How it measures (as a performance engineer would, on a machine that may be shared):
 * every timed function runs once untimed first (tracing, allocation, BLAS warm-up);
@@ -597,6 +598,38 @@ def bench_keras(sizes: list, kinds: list, min_seconds: float, threads: int = 1, 
                   + (f"  processes {row['processes_over_keras']:.2f}" if "processes_over_keras" in row else "")
                   + "".join(f"  {name} {row[f'{name}_over_keras']:.2f}" for name in ("fused", "fused_split")
                             if f"{name}_over_keras" in row), flush=True)
+    return rows
+
+
+# Does Keras catch up on long sequences? The same comparison at one size per layer as the
+# sequence grows (and at a small LSTM, where fixed costs per step weigh most).
+LENGTHS = (25, 50, 100, 200, 400, 800)
+LENGTH_SHAPES = (("lstm", 64, 256), ("lstm", 16, 64), ("gru", 64, 256), ("rnn", 64, 256))
+QUICK_LENGTHS = (5, 10)
+
+
+def bench_lengths(min_seconds: float, threads: int = 1, lengths=LENGTHS, shapes=LENGTH_SHAPES) -> list:
+    """One float32 training step of the fast path (and, for the LSTM, the fused step) against a
+    compiled Keras step, for each layer, batch N and hidden size H in `shapes`, at every length
+    in `lengths`; timed as `bench_keras` times them. One row per (layer, N, H, T)."""
+    rows = []
+    for kind, N, H in shapes:
+        for T in lengths:
+            problem = numpy_problem(kind, N, T, H)
+            steps = numpy_steps(kind, problem, threads)
+            fns = {"numpy_fast": steps["fast"], "keras": keras_step(kind, problem)}
+            if "fused" in steps:
+                fns["numpy_fused"] = steps["fused"]
+            t = {name: v["median_s"] for name, v in
+                 timed_round_robin(fns, min_repeats=6, min_seconds=min_seconds, block=3, pause=0.05).items()}
+            row = {"kind": kind, "N": N, "H": H, "T": T, "D": INPUT_DIM, "threads": threads,
+                   "numpy_fast_s": t["numpy_fast"], "keras_s": t["keras"], "numpy_over_keras": t["numpy_fast"] / t["keras"]}
+            if "numpy_fused" in t:
+                row.update(numpy_fused_s=t["numpy_fused"], fused_over_keras=t["numpy_fused"] / t["keras"])
+            rows.append(row)
+            print(f"  lengths {kind:4s} N={N:<3d} H={H:<3d} T={T:<4d} numpy {t['numpy_fast'] * 1e3:8.2f} ms  "
+                  f"keras {t['keras'] * 1e3:8.2f} ms  ratio {row['numpy_over_keras']:.2f}"
+                  + (f"  fused {row['fused_over_keras']:.2f}" if "fused_over_keras" in row else ""), flush=True)
     return rows
 
 
@@ -1406,12 +1439,14 @@ def target_repeats_as_the_layers_part(threads: int, quick: bool, pool) -> dict:
     return bench_target_repeats(2 if quick else 5, 4 * (0.05 if quick else 1.0), threads, pool)
 
 
-def worker(threads: int, quick: bool, all_lengths: bool, output: Path, target_method: str | None = None) -> None:
+def worker(threads: int, quick: bool, all_lengths: bool, output: Path, target_method: str | None = None,
+           lengths: bool = False) -> None:
     """The NumPy and Keras timings for one thread count, in a fresh process: BLAS and
     TensorFlow fix their thread counts when they load. With a target_method, only the target
     size's extra measurements: "repeats", as the full run makes them (`bench_target_repeats`);
     "paired", with paired ratios (`bench_target_paired`); "scaling", one thread against
-    `threads` (`bench_target_scaling`); "parallel", the same with `rnncourse.parallel`'s step."""
+    `threads` (`bench_target_scaling`); "parallel", the same with `rnncourse.parallel`'s step.
+    With lengths, only the sweep over sequence lengths (`bench_lengths`)."""
     _set_threads_before_imports(threads)
     if target_method in ("paired", "scaling", "parallel"):
         sys.path.insert(0, str(ROOT))
@@ -1443,6 +1478,12 @@ def worker(threads: int, quick: bool, all_lengths: bool, output: Path, target_me
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
+    if lengths:
+        print(f"-- {threads} thread(s): NumPy against Keras as the sequence grows", flush=True)
+        rows = (bench_lengths(0.05, threads, QUICK_LENGTHS, LENGTH_SHAPES[:1]) if quick else
+                bench_lengths(1.0, threads))
+        output.write_text(json.dumps({"lengths": rows}))
+        return
     sizes = QUICK_SIZES if quick else [s for s in FULL_SIZES if all_lengths or s[2] == 50]
     keras_sizes = QUICK_SIZES if quick else KERAS_SIZES
     min_seconds = 0.05 if quick else 1.0
@@ -1521,17 +1562,19 @@ def main(argv=None) -> int:
     parser.add_argument("--course-from-junit", type=Path, default=None,
                         help="take the notebook times from this nbval JUnit XML file instead of executing them")
     parser.add_argument("--only", choices=["layers", "batching", "fusion", "course", "target", "paired", "scaling",
-                                           "parallel"],
+                                           "parallel", "lengths"],
                         action="append",
                         help="run only these parts (repeatable); the others keep their previous results. "
                              "target: the target size measured once more (as the layers part does), added "
                              "to the runs already recorded in target_history; paired: the same with "
                              "paired ratios (bench_target_paired); scaling: one thread against the "
                              "first thread count (bench_target_scaling); parallel: the same with "
-                             "rnncourse.parallel's step")
+                             "rnncourse.parallel's step; lengths: NumPy against Keras at lengths 25 to 800 "
+                             "(bench_lengths), at every thread count")
     parser.add_argument("--output", type=Path, default=OUT)
     parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--all-lengths", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--lengths", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--target-method", choices=["repeats", "paired", "scaling", "parallel"], default=None,
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1540,7 +1583,7 @@ def main(argv=None) -> int:
         # --quick starts from an empty results file: with --only, every other part would be lost.
         parser.error("--quick cannot be combined with --only (it would overwrite the other parts with nothing)")
     if args.worker is not None:
-        worker(thread_counts[0], args.quick, args.all_lengths, args.worker, args.target_method)
+        worker(thread_counts[0], args.quick, args.all_lengths, args.worker, args.target_method, args.lengths)
         return 0
     _set_threads_before_imports(thread_counts[0])
     sys.path.insert(0, str(ROOT))
@@ -1574,6 +1617,16 @@ def main(argv=None) -> int:
     for part in ("scaling", "parallel"):  # one thread against the most
         if part in parts:
             result["target_history"].append(measure_target_again(max(thread_counts), args.quick, args.output, part))
+    if "lengths" in parts:  # each thread count in a fresh process, as for the layers
+        result["lengths"] = []
+        for threads in thread_counts:
+            out = args.output.with_suffix(f".lengths{threads}.json")
+            command = [sys.executable, __file__, "--worker", str(out), "--threads", str(threads), "--lengths"]
+            subprocess.run(command + ["--quick"] * args.quick, check=True)
+            result["lengths"] += json.loads(out.read_text())["lengths"]
+            out.unlink()
+    else:
+        result["lengths"] = previous.get("lengths")
     if "batching" in parts:  # the parts timed with one BLAS thread (batching: each setup says)
         result["batching"] = bench_batching(3.0 if args.quick else 45.0)
         result["hot_spots"] = bench_hot_spots()

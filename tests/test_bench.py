@@ -289,3 +289,14 @@ def test_the_scaling_measurement_takes_the_efficiency_apart_round_by_round(paral
         sum(r["floor_speedup"] for r in result["runs"]) / 2)
     with pytest.raises(ValueError, match="one thread with more"):
         bench.bench_target_scaling(1, 1, threads=1, size=("lstm", 4, 8, 5))
+
+
+def test_the_length_sweep_times_numpy_against_keras_at_each_length():
+    """`--only lengths`: one row per layer, size and length, the fused step beside the fast path
+    for the LSTM; here at two tiny sizes and two lengths."""
+    rows = bench.bench_lengths(0.01, 1, lengths=(3, 6), shapes=(("lstm", 2, 4), ("rnn", 2, 4)))
+    assert [(r["kind"], r["T"]) for r in rows] == [("lstm", 3), ("lstm", 6), ("rnn", 3), ("rnn", 6)]
+    for r in rows:
+        assert r["threads"] == 1 and r["numpy_fast_s"] > 0 and r["keras_s"] > 0
+        assert r["numpy_over_keras"] == pytest.approx(r["numpy_fast_s"] / r["keras_s"])
+        assert ("fused_over_keras" in r) == (r["kind"] == "lstm")
