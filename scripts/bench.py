@@ -14,7 +14,8 @@ Writes book/data/benchmarks.json, which the Benchmarks appendix page draws.
     python scripts/bench.py --only scaling --threads 2  # its efficiency at one thread and what the
                                                 # second thread gives (bench_target_scaling)
     python scripts/bench.py --only parallel --threads 2 # the same with rnncourse.parallel's step too
-    python scripts/bench.py --only lengths      # NumPy against Keras at lengths 25 to 800 (bench_lengths)
+    python scripts/bench.py --only lengths      # NumPy against Keras at lengths 25 to 800 (bench_lengths),
+                                                # each run added to the earlier ones
 
 How it measures (as a performance engineer would, on a machine that may be shared):
 * every timed function runs once untimed first (tracing, allocation, BLAS warm-up);
@@ -1618,12 +1619,15 @@ def main(argv=None) -> int:
         if part in parts:
             result["target_history"].append(measure_target_again(max(thread_counts), args.quick, args.output, part))
     if "lengths" in parts:  # each thread count in a fresh process, as for the layers
-        result["lengths"] = []
+        # One sweep on a shared machine is noisy: each run's rows are kept beside the earlier
+        # runs', numbered by run (rows without a number are run 1).
+        result["lengths"] = list(previous.get("lengths") or [])
+        run = max((r.get("run", 1) for r in result["lengths"]), default=0) + 1
         for threads in thread_counts:
             out = args.output.with_suffix(f".lengths{threads}.json")
             command = [sys.executable, __file__, "--worker", str(out), "--threads", str(threads), "--lengths"]
             subprocess.run(command + ["--quick"] * args.quick, check=True)
-            result["lengths"] += json.loads(out.read_text())["lengths"]
+            result["lengths"] += [dict(row, run=run) for row in json.loads(out.read_text())["lengths"]]
             out.unlink()
     else:
         result["lengths"] = previous.get("lengths")

@@ -300,3 +300,27 @@ def test_the_length_sweep_times_numpy_against_keras_at_each_length():
         assert r["threads"] == 1 and r["numpy_fast_s"] > 0 and r["keras_s"] > 0
         assert r["numpy_over_keras"] == pytest.approx(r["numpy_fast_s"] / r["keras_s"])
         assert ("fused_over_keras" in r) == (r["kind"] == "lstm")
+
+
+def test_each_length_sweep_is_kept_beside_the_earlier_ones(tmp_path, monkeypatch):
+    """`--only lengths` adds its rows, numbered by run, to those already recorded (rows without a
+    number are the first run's), one worker process per thread count, and keeps every other part."""
+    output = tmp_path / "results.json"
+    previous = {"machine": {"cpu": "kept", "parts_measured": {}}, "threads": [2, 1], "numpy": ["kept"],
+                "lengths": [{"kind": "lstm", "T": 25, "threads": 2}]}
+    output.write_text(json.dumps(previous))
+    real_run = bench.subprocess.run
+
+    def fake_run(command, **kwargs):
+        if "--worker" not in command:
+            return real_run(command, **kwargs)       # git, asked which commit this is
+        assert "--lengths" in command
+        threads = int(command[command.index("--threads") + 1])
+        Path(command[command.index("--worker") + 1]).write_text(
+            json.dumps({"lengths": [{"kind": "lstm", "T": 25, "threads": threads}]}))
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    assert bench.main(["--only", "lengths", "--threads", "2,1", "--output", str(output)]) == 0
+    result = json.loads(output.read_text())
+    assert [(r.get("run"), r["threads"]) for r in result["lengths"]] == [(None, 2), (2, 2), (2, 1)]
+    assert result["numpy"] == ["kept"] and "lengths" in result["machine"]["parts_measured"]
