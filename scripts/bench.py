@@ -1627,7 +1627,9 @@ def main(argv=None) -> int:
             out = args.output.with_suffix(f".lengths{threads}.json")
             command = [sys.executable, __file__, "--worker", str(out), "--threads", str(threads), "--lengths"]
             subprocess.run(command + ["--quick"] * args.quick, check=True)
-            result["lengths"] += [dict(row, run=run) for row in json.loads(out.read_text())["lengths"]]
+            ended = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                     "git_commit": result["machine"]["git_commit"]}
+            result["lengths"] += [dict(row, run=run, measured=ended) for row in json.loads(out.read_text())["lengths"]]
             out.unlink()
     else:
         result["lengths"] = previous.get("lengths")
