@@ -565,36 +565,36 @@ def keras_step(kind: str, problem: dict):
     return run
 
 
+def numpy_against_keras(kind: str, N: int, H: int, T: int, min_seconds: float, threads: int = 1, pool=None,
+                        splits: bool = True) -> dict:
+    """One size: the fast path, the fused step (LSTM) and, with splits, the batch split over
+    threads and over `pool`'s processes, each timed round-robin against a compiled Keras step;
+    their times and their ratios to Keras's."""
+    problem = numpy_problem(kind, N, T, H)
+    steps = numpy_steps(kind, problem, threads, pool)
+    fns = {"numpy_fast": steps["fast"], "keras": keras_step(kind, problem)}
+    timed_steps = {"fast_split": "split", "fast_processes": "processes", "fused": "fused", "fused_split": "fused_split"}
+    for step, name in timed_steps.items():
+        if step in steps and (splits or step == "fused"):
+            fns[f"numpy_{name}"] = steps[step]
+    t = {name: v["median_s"] for name, v in
+         timed_round_robin(fns, min_repeats=6, min_seconds=min_seconds, block=3, pause=0.05).items()}
+    row = {"kind": kind, "N": N, "H": H, "T": T, "D": INPUT_DIM, "numpy_fast_s": t["numpy_fast"],
+           "keras_s": t["keras"], "numpy_over_keras": t["numpy_fast"] / t["keras"]}
+    for name in timed_steps.values():
+        if f"numpy_{name}" in t:
+            row.update({f"numpy_{name}_s": t[f"numpy_{name}"], f"{name}_over_keras": t[f"numpy_{name}"] / t["keras"]})
+    return row
+
+
 def bench_keras(sizes: list, kinds: list, min_seconds: float, threads: int = 1, pool=None) -> list:
     rows = []
     for kind in kinds:
         for N, H, T in sizes:
-            problem = numpy_problem(kind, N, T, H)
-            steps = numpy_steps(kind, problem, threads, pool)
-            fns = {"numpy_fast": steps["fast"], "keras": keras_step(kind, problem)}
-            if "fast_split" in steps:
-                fns["numpy_split"] = steps["fast_split"]
-            if "fast_processes" in steps:
-                fns["numpy_processes"] = steps["fast_processes"]
-            for name in ("fused", "fused_split"):
-                if name in steps:
-                    fns[f"numpy_{name}"] = steps[name]
-            t = {name: v["median_s"] for name, v in
-                 timed_round_robin(fns, min_repeats=6, min_seconds=min_seconds, block=3, pause=0.05).items()}
-            row = {"kind": kind, "N": N, "H": H, "T": T, "D": INPUT_DIM, "numpy_fast_s": t["numpy_fast"],
-                   "keras_s": t["keras"], "numpy_over_keras": t["numpy_fast"] / t["keras"]}
-            if "numpy_split" in t:
-                row.update(numpy_split_s=t["numpy_split"], split_over_keras=t["numpy_split"] / t["keras"])
-            if "numpy_processes" in t:
-                row.update(numpy_processes_s=t["numpy_processes"],
-                           processes_over_keras=t["numpy_processes"] / t["keras"])
-            for name in ("fused", "fused_split"):
-                if f"numpy_{name}" in t:
-                    row.update({f"numpy_{name}_s": t[f"numpy_{name}"],
-                                f"{name}_over_keras": t[f"numpy_{name}"] / t["keras"]})
+            row = numpy_against_keras(kind, N, H, T, min_seconds, threads, pool)
             rows.append(row)
-            print(f"  keras {kind:4s} N={N:<3d} H={H:<3d} T={T:<3d}  numpy {t['numpy_fast'] * 1e3:8.2f} ms  "
-                  f"keras {t['keras'] * 1e3:8.2f} ms  ratio {row['numpy_over_keras']:.2f}"
+            print(f"  keras {kind:4s} N={N:<3d} H={H:<3d} T={T:<3d}  numpy {row['numpy_fast_s'] * 1e3:8.2f} ms  "
+                  f"keras {row['keras_s'] * 1e3:8.2f} ms  ratio {row['numpy_over_keras']:.2f}"
                   + (f"  split {row['split_over_keras']:.2f}" if "split_over_keras" in row else "")
                   + (f"  processes {row['processes_over_keras']:.2f}" if "processes_over_keras" in row else "")
                   + "".join(f"  {name} {row[f'{name}_over_keras']:.2f}" for name in ("fused", "fused_split")
@@ -616,20 +616,10 @@ def bench_lengths(min_seconds: float, threads: int = 1, lengths=LENGTHS, shapes=
     rows = []
     for kind, N, H in shapes:
         for T in lengths:
-            problem = numpy_problem(kind, N, T, H)
-            steps = numpy_steps(kind, problem, threads)
-            fns = {"numpy_fast": steps["fast"], "keras": keras_step(kind, problem)}
-            if "fused" in steps:
-                fns["numpy_fused"] = steps["fused"]
-            t = {name: v["median_s"] for name, v in
-                 timed_round_robin(fns, min_repeats=6, min_seconds=min_seconds, block=3, pause=0.05).items()}
-            row = {"kind": kind, "N": N, "H": H, "T": T, "D": INPUT_DIM, "threads": threads,
-                   "numpy_fast_s": t["numpy_fast"], "keras_s": t["keras"], "numpy_over_keras": t["numpy_fast"] / t["keras"]}
-            if "numpy_fused" in t:
-                row.update(numpy_fused_s=t["numpy_fused"], fused_over_keras=t["numpy_fused"] / t["keras"])
+            row = dict(numpy_against_keras(kind, N, H, T, min_seconds, threads, splits=False), threads=threads)
             rows.append(row)
-            print(f"  lengths {kind:4s} N={N:<3d} H={H:<3d} T={T:<4d} numpy {t['numpy_fast'] * 1e3:8.2f} ms  "
-                  f"keras {t['keras'] * 1e3:8.2f} ms  ratio {row['numpy_over_keras']:.2f}"
+            print(f"  lengths {kind:4s} N={N:<3d} H={H:<3d} T={T:<4d} numpy {row['numpy_fast_s'] * 1e3:8.2f} ms  "
+                  f"keras {row['keras_s'] * 1e3:8.2f} ms  ratio {row['numpy_over_keras']:.2f}"
                   + (f"  fused {row['fused_over_keras']:.2f}" if "fused_over_keras" in row else ""), flush=True)
     return rows
 
@@ -1528,6 +1518,17 @@ def steal_fraction(before: dict | None, after: dict | None) -> float | None:
     return (after["steal"] - before["steal"]) / (after["total"] - before["total"])
 
 
+def run_worker(output: Path, name: str, threads: int, flags: list, quick: bool) -> dict:
+    """This script again, as a worker in a fresh process with `threads` threads and `flags`; its
+    results, read from (and then removed with) the file it writes beside `output`."""
+    out = output.with_suffix(f".{name}{threads}.json")
+    command = [sys.executable, __file__, "--worker", str(out), "--threads", str(threads), *flags]
+    subprocess.run(command + ["--quick"] * quick, check=True)
+    rows = json.loads(out.read_text())
+    out.unlink()
+    return rows
+
+
 def measure_target_again(threads: int, quick: bool, output: Path, method: str = "repeats") -> dict:
     """The target size measured once more at `threads` threads, in a fresh worker process, as
     the layers part measures it (method "repeats": `bench_target_repeats`), with paired ratios
@@ -1537,12 +1538,7 @@ def measure_target_again(threads: int, quick: bool, output: Path, method: str = 
     verdict can be read from all of them and not only from the latest."""
     info = machine_info()
     load_start, cpu_start = os.getloadavg(), cpu_times()
-    out = output.with_suffix(f".target{threads}.json")
-    command = [sys.executable, __file__, "--worker", str(out), "--threads", str(threads),
-               "--target-method", method]
-    subprocess.run(command + ["--quick"] * quick, check=True)
-    entry = json.loads(out.read_text())["target_repeats"]
-    out.unlink()
+    entry = run_worker(output, "target", threads, ["--target-method", method], quick)["target_repeats"]
     entry["measured"] = {"git_commit": info["git_commit"], "git_dirty": info["git_dirty"], "cpu": info["cpu"],
                          "quick": quick,
                          "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -1598,12 +1594,7 @@ def main(argv=None) -> int:
     if "layers" in parts:
         result["numpy"], result["keras"], result["target_repeats"] = [], [], []
         for k, threads in enumerate(thread_counts):
-            out = args.output.with_suffix(f".worker{threads}.json")
-            command = [sys.executable, __file__, "--worker", str(out), "--threads", str(threads)]
-            command += ["--quick"] * args.quick + ["--all-lengths"] * (k == 0)
-            subprocess.run(command, check=True)
-            rows = json.loads(out.read_text())
-            out.unlink()
+            rows = run_worker(args.output, "worker", threads, ["--all-lengths"] * (k == 0), args.quick)
             result["numpy"] += rows["numpy"]
             result["keras"] += rows["keras"]
             result["target_repeats"].append(rows["target_repeats"])
@@ -1624,13 +1615,10 @@ def main(argv=None) -> int:
         result["lengths"] = list(previous.get("lengths") or [])
         run = max((r.get("run", 1) for r in result["lengths"]), default=0) + 1
         for threads in thread_counts:
-            out = args.output.with_suffix(f".lengths{threads}.json")
-            command = [sys.executable, __file__, "--worker", str(out), "--threads", str(threads), "--lengths"]
-            subprocess.run(command + ["--quick"] * args.quick, check=True)
+            rows = run_worker(args.output, "lengths", threads, ["--lengths"], args.quick)["lengths"]
             ended = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                      "git_commit": result["machine"]["git_commit"]}
-            result["lengths"] += [dict(row, run=run, measured=ended) for row in json.loads(out.read_text())["lengths"]]
-            out.unlink()
+            result["lengths"] += [dict(row, run=run, measured=ended) for row in rows]
     else:
         result["lengths"] = previous.get("lengths")
     if "batching" in parts:  # the parts timed with one BLAS thread (batching: each setup says)
